@@ -1,0 +1,28 @@
+"""Write an output folder atomically: build it under a temporary name, rename into place."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_dir(target: Path, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a scratch folder beside ``target``; on success it replaces ``target``, else vanishes."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if target.exists():
+        if not overwrite:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise FileExistsError(target)
+        shutil.rmtree(target)
+    tmp.rename(target)
