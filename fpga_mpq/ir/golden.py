@@ -1,0 +1,77 @@
+"""The golden model: runs the IR on a batch with integer mantissas, bit-exact by construction.
+
+Every simulator (C-sim, RTL) and the QONNX reference are compared against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fpga_mpq.errors import BadInput
+from fpga_mpq.ir.network import Activation, Dense, Network, Softmax
+from fpga_mpq.ir.types import quantize_float, requantize, to_float
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Per-layer outputs of one batch: ``names[i]`` produced ``mantissas[i]`` at ``fracs[i]``."""
+
+    names: tuple[str, ...]
+    mantissas: tuple[np.ndarray, ...]
+    fracs: tuple[int, ...]
+    softmax: np.ndarray | None  # float64 probabilities when the network ends in a softmax
+
+    @property
+    def logits(self) -> np.ndarray:
+        """Last fixed-point output as real values."""
+        return to_float(self.mantissas[-1], self.fracs[-1])
+
+    @property
+    def output(self) -> np.ndarray:
+        return self.softmax if self.softmax is not None else self.logits
+
+
+def quantize_input(net: Network, x: np.ndarray) -> np.ndarray:
+    """Check the batch shape and cast it to the input type (mantissas)."""
+    x = np.asarray(x)
+    if x.ndim == 1:
+        x = x[None, :]
+    x = x.reshape(len(x), -1)
+    if x.shape[1] != net.input.n:
+        raise BadInput(f"input has {x.shape[1]} features per sample, the model expects {net.input.n}")
+    return quantize_float(x, net.input.out)
+
+
+def _dense(layer: Dense, m: np.ndarray) -> np.ndarray:
+    frac = layer.out.frac
+    acc = m @ layer.weight  # int64, exact: the accumulator type bounds every partial sum
+    acc = acc << (frac - layer.in_type.frac - layer.weight_type.frac)
+    return acc + (layer.bias << (frac - layer.bias_type.frac))
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def run(net: Network, x: np.ndarray) -> Trace:
+    """Run a float batch ``(N, n_in)`` through the network, keeping every layer's output."""
+    m = quantize_input(net, x)
+    names, outs, fracs = [net.input.name], [m], [net.input.out.frac]
+    softmax = None
+    for layer in net.layers:
+        if isinstance(layer, Dense):
+            m = _dense(layer, m)
+        elif isinstance(layer, Activation):
+            if layer.relu:
+                m = np.maximum(m, 0)
+            m = requantize(m, layer.in_type.frac, layer.out)
+        elif isinstance(layer, Softmax):
+            softmax = _softmax(to_float(m, layer.in_type.frac))
+            continue
+        names.append(layer.name)
+        outs.append(m)
+        fracs.append(layer.out.frac)
+    return Trace(tuple(names), tuple(outs), tuple(fracs), softmax)

@@ -1,0 +1,103 @@
+"""The exact IR: a chain of layers, every tensor typed with a ``FixedType``.
+
+Constants are integer mantissas plus the fraction bits of their type, so nothing downstream ever
+sees a float weight. Accumulator types are derived from operand ranges and fan-in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fpga_mpq.ir.types import FixedType, type_for_range
+
+
+@dataclass(frozen=True)
+class InputQuant:
+    """The float input cast to the hardware input type (the model's first quantizer, or a declared type)."""
+
+    name: str
+    n: int
+    out: FixedType
+    from_model: bool  # False when the model had no input quantizer and the type was declared
+
+
+@dataclass(frozen=True)
+class Dense:
+    """``y = x @ weight + bias`` computed exactly into ``out`` (the accumulator type)."""
+
+    name: str
+    in_type: FixedType
+    weight: np.ndarray  # int64 (n_in, n_out) mantissas of weight_type
+    weight_type: FixedType
+    bias: np.ndarray  # int64 (n_out,) mantissas of bias_type
+    bias_type: FixedType
+    out: FixedType
+
+    @property
+    def n_in(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def n_out(self) -> int:
+        return self.weight.shape[1]
+
+
+@dataclass(frozen=True)
+class Activation:
+    """Optional ReLU, then a cast to ``out`` with its rounding and overflow modes (a QONNX Quant)."""
+
+    name: str
+    in_type: FixedType
+    relu: bool
+    out: FixedType
+    n: int
+
+
+@dataclass(frozen=True)
+class Softmax:
+    """Final softmax: not fixed-point exact in any tool; compared with a stated tolerance."""
+
+    name: str
+    in_type: FixedType
+    n: int
+
+
+Layer = Dense | Activation | Softmax
+
+
+@dataclass(frozen=True)
+class Network:
+    input: InputQuant
+    layers: tuple[Layer, ...]
+
+    @property
+    def n_out(self) -> int:
+        last = self.layers[-1]
+        return last.n_out if isinstance(last, Dense) else last.n
+
+    @property
+    def exact_layers(self) -> tuple[Dense | Activation, ...]:
+        """The layers whose outputs are fixed point (everything before a final softmax)."""
+        return tuple(la for la in self.layers if not isinstance(la, Softmax))
+
+    @property
+    def logits_type(self) -> FixedType:
+        """Type of the last fixed-point tensor: the output, or the softmax input."""
+        exact = self.exact_layers
+        return exact[-1].out if exact else self.input.out
+
+
+def accumulator_type(in_type: FixedType, weight: np.ndarray, w_frac: int, bias: np.ndarray, b_frac: int) -> FixedType:
+    """Tightest exact type for ``x @ w + b`` over every input in ``in_type``'s range.
+
+    Works on the actual weight values, so zero weights and small columns narrow it.
+    """
+    frac = max(in_type.frac + w_frac, b_frac)
+    w = weight.astype(object) * 2 ** (frac - in_type.frac - w_frac)
+    b = bias.astype(object) * 2 ** (frac - b_frac)
+    lo_x, hi_x = in_type.min_int, in_type.max_int
+    hi = b + np.where(w > 0, w * hi_x, w * lo_x).sum(axis=0)
+    lo = b + np.where(w > 0, w * lo_x, w * hi_x).sum(axis=0)
+    return type_for_range(int(min(lo.min(), 0)), int(max(hi.max(), 0)), frac)
