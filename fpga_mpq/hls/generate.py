@@ -1,0 +1,211 @@
+"""IR -> HLS project: hls4ml's nnet_utils layers, configured with exact types, printed by Jinja.
+
+The Python side only builds a typed context; all C++, TCL and Makefile text lives in
+``templates/hls``. Constants are printed as the exact decimal of their integer mantissas.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import hls4ml
+import jinja2
+import numpy as np
+
+from fpga_mpq.errors import BadInput
+from fpga_mpq.ir.network import Activation, Dense, Network, Softmax
+from fpga_mpq.ir.types import FixedType, Overflow, Rounding, to_ap
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "hls"
+HLS4ML_VIVADO = Path(hls4ml.__file__).parent / "templates" / "vivado"
+SOFTMAX_TYPE = FixedType(False, 18, 1, Rounding.RND, Overflow.SAT)
+SOFTMAX_TOLERANCE = 0.02  # absolute, per probability: hls4ml's 1024-entry exp / inverse tables
+BACKENDS = {"vivado": ("vivado_hls", "Vivado HLS"), "vitis": ("vitis_hls", "Vitis HLS")}
+IO_TYPES = {"parallel": "io_parallel"}
+
+
+@dataclass(frozen=True)
+class HlsConfig:
+    """What a user chooses for the generated project; resolved and checked once."""
+
+    backend: str = "vitis"
+    part: str = "xcu250-figd2104-2L-e"
+    clock_ns: float = 5.0
+    reuse_factor: int = 1
+    io: str = "parallel"
+    top: str = "mpq_top"
+
+    def check(self, net: Network) -> None:
+        if self.backend not in BACKENDS:
+            raise BadInput(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
+        if self.io not in IO_TYPES:
+            raise BadInput(f"io {self.io!r} is not supported (supported: {', '.join(IO_TYPES)})")
+        if not self.clock_ns > 0:
+            raise BadInput(f"clock period {self.clock_ns} ns must be positive")
+        if not self.top.isidentifier():
+            raise BadInput(f"top function name {self.top!r} is not a C identifier")
+        if self.reuse_factor < 1:
+            raise BadInput(f"reuse factor {self.reuse_factor} must be at least 1")
+        for layer in net.layers:
+            if isinstance(layer, Dense) and (layer.n_in * layer.n_out) % self.reuse_factor:
+                raise BadInput(
+                    f"reuse factor {self.reuse_factor} does not divide layer {layer.name} "
+                    f"({layer.n_in}x{layer.n_out} = {layer.n_in * layer.n_out} multiplications)"
+                )
+
+
+def exact_decimal(m: int, frac: int) -> str:
+    """``m * 2**-frac`` as an exact decimal literal (a double holds it exactly up to 53 bits)."""
+    if frac <= 0:
+        return str(m << -frac)
+    digits = str(abs(m) * 5**frac).rjust(frac + 1, "0")
+    whole, part = digits[:-frac], digits[-frac:].rstrip("0")
+    return ("-" if m < 0 else "") + whole + ("." + part if part else "")
+
+
+def _layer_context(net: Network, cfg: HlsConfig) -> list[dict]:
+    exact = net.exact_layers
+    ctx = []
+    for i, layer in enumerate(exact):
+        index = i + 2  # hls4ml numbers the input as layer 1
+        common = {
+            "index": index,
+            "name": layer.name,
+            "in_type": to_ap(layer.in_type),
+            "out_type": to_ap(layer.out),
+            "in_c_type": "input_t" if i == 0 else f"layer{index - 1}_t",
+            "src": "x" if i == 0 else f"layer{index - 1}_out",
+            "dst": "y" if i == len(exact) - 1 else f"layer{index}_out",
+        }
+        if isinstance(layer, Dense):
+            n_mult = layer.n_in * layer.n_out
+            n_zeros = int(np.count_nonzero(layer.weight == 0))
+            ctx.append(
+                common
+                | {
+                    "kind": "dense",
+                    "op": "Dense",
+                    "shape": f"{layer.n_in}x{layer.n_out}",
+                    "n_in": layer.n_in,
+                    "n_out": layer.n_out,
+                    "n_zeros": n_zeros,
+                    "multiplier_limit": -(-n_mult // cfg.reuse_factor),
+                    "weight_type": to_ap(layer.weight_type),
+                    "bias_type": to_ap(layer.bias_type),
+                }
+            )
+        else:
+            assert isinstance(layer, Activation)
+            ctx.append(
+                common
+                | {
+                    "kind": "activation",
+                    "op": "ReLU + quantize" if layer.relu else "quantize",
+                    "shape": str(layer.n),
+                    "n": layer.n,
+                    "n_out": layer.n,
+                    "relu": layer.relu,
+                    "weight_type": None,
+                    "bias_type": None,
+                }
+            )
+    return ctx
+
+
+def _weight_files(net: Network) -> dict[str, dict]:
+    files = {}
+    for i, layer in enumerate(net.exact_layers):
+        if not isinstance(layer, Dense):
+            continue
+        index = i + 2
+        for prefix, values, t in (("w", layer.weight.ravel(), layer.weight_type), ("b", layer.bias, layer.bias_type)):
+            name = f"{prefix}{index}"
+            files[f"firmware/weights/{name}.h"] = {
+                "name": name,
+                "layer": layer.name,
+                "type": to_ap(t),
+                "c_type": f"{'weight' if prefix == 'w' else 'bias'}{index}_t",
+                "guard": f"{name.upper()}_H_",
+                "values": [exact_decimal(int(v), t.frac) for v in values],
+            }
+    return files
+
+
+def build_context(net: Network, cfg: HlsConfig, model_name: str) -> dict:
+    layers = _layer_context(net, cfg)
+    last = net.layers[-1]
+    softmax = None
+    if isinstance(last, Softmax):
+        softmax = {
+            "name": last.name,
+            "n": last.n,
+            "in_type": to_ap(last.in_type),
+            "out_type": to_ap(SOFTMAX_TYPE),
+            "tolerance": SOFTMAX_TOLERANCE,
+        }
+    if not layers:
+        raise BadInput("the network has no fixed-point layer to generate")
+    tool, title = BACKENDS[cfg.backend]
+    return {
+        "top": cfg.top,
+        "n_in": net.input.n,
+        "n_out": net.n_out,
+        "input_name": net.input.name,
+        "input_type": to_ap(net.input.out),
+        "input_from_model": net.input.from_model,
+        "layers": layers,
+        "logits_index": layers[-1]["index"],
+        "softmax": softmax,
+        "io_type": IO_TYPES[cfg.io],
+        "reuse_factor": cfg.reuse_factor,
+        "part": cfg.part,
+        "clock_ns": cfg.clock_ns,
+        "io": cfg.io,
+        "backend": cfg.backend,
+        "tool": tool,
+        "tool_title": title,
+        "model_name": model_name,
+    }
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def write_project(net: Network, cfg: HlsConfig, out: Path, model_name: str) -> None:
+    """Render every file of the project into ``out`` (an empty folder)."""
+    cfg.check(net)
+    ctx = build_context(net, cfg, model_name)
+    env = _env()
+    renders = {
+        "firmware/defines.h": ("firmware/defines.h.j2", ctx),
+        "firmware/parameters.h": ("firmware/parameters.h.j2", ctx),
+        f"firmware/{cfg.top}.h": ("firmware/top.h.j2", ctx),
+        f"firmware/{cfg.top}.cpp": ("firmware/top.cpp.j2", ctx),
+        "tb/tb.cpp": ("tb/tb.cpp.j2", ctx),
+        "Makefile": ("Makefile.j2", ctx),
+        "README.md": ("README.md.j2", ctx),
+        "build_vivado_hls.tcl": ("build_hls.tcl.j2", ctx | {"backend": "vivado", "tool": BACKENDS["vivado"][0],
+                                                              "tool_title": BACKENDS["vivado"][1]}),
+        "build_vitis_hls.tcl": ("build_hls.tcl.j2", ctx | {"backend": "vitis", "tool": BACKENDS["vitis"][0],
+                                                             "tool_title": BACKENDS["vitis"][1]}),
+    }
+    renders |= {path: ("firmware/weights.h.j2", wctx) for path, wctx in _weight_files(net).items()}
+    for path, (template, context) in sorted(renders.items()):
+        target = out / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(env.get_template(template).render(context))
+    shutil.copytree(HLS4ML_VIVADO / "nnet_utils", out / "firmware" / "nnet_utils")
+    shutil.copytree(HLS4ML_VIVADO / "ap_types", out / "firmware" / "ap_types")
+    (out / "report").mkdir(exist_ok=True)
+    (out / "fpga_mpq.json").write_text(json.dumps({"config": asdict(cfg), "input_type": asdict(net.input.out) | {
+        "rounding": net.input.out.rounding.name, "overflow": net.input.out.overflow.name}}, indent=2) + "\n")
