@@ -144,6 +144,9 @@ def build_context(net: Network, cfg: HlsConfig, model_name: str) -> dict:
             "n": last.n,
             "in_type": to_ap(last.in_type),
             "out_type": to_ap(SOFTMAX_TYPE),
+            "exp_type": to_ap(SOFTMAX_TYPE),
+            "norm_type": to_ap(FixedType(False, 18, 3, Rounding.RND, Overflow.SAT)),
+            "sum_type": to_ap(FixedType(False, 18, max(1, last.n.bit_length()), Rounding.RND, Overflow.SAT)),
             "tolerance": SOFTMAX_TOLERANCE,
         }
     if not layers:
