@@ -6,9 +6,8 @@ The Python side only builds a typed context; all C++, TCL and Makefile text live
 
 from __future__ import annotations
 
-import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import hls4ml
@@ -210,5 +209,3 @@ def write_project(net: Network, cfg: HlsConfig, out: Path, model_name: str) -> N
     shutil.copytree(HLS4ML_VIVADO / "nnet_utils", out / "firmware" / "nnet_utils")
     shutil.copytree(HLS4ML_VIVADO / "ap_types", out / "firmware" / "ap_types")
     (out / "report").mkdir(exist_ok=True)
-    (out / "fpga_mpq.json").write_text(json.dumps({"config": asdict(cfg), "input_type": asdict(net.input.out) | {
-        "rounding": net.input.out.rounding.name, "overflow": net.input.out.overflow.name}}, indent=2) + "\n")

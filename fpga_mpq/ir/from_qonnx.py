@@ -45,8 +45,13 @@ def load_qonnx(path: Path):
         raise BadInput(f"model file {path} is not a valid ONNX model: {str(e).splitlines()[0]}") from None
     if not proto.graph.node:
         raise BadInput(f"model file {path} is not a valid ONNX model: the graph has no nodes")
+    raw = ModelWrapper(proto)
+    for node in raw.graph.node:  # before cleanup: qonnx's shape inference fails on some bad values
+        if node.op_type == "Quant" and all(raw.get_initializer(i) is not None for i in node.input[1:]):
+            node.name = node.name or f"Quant_{node.output[0]}"
+            _quant_params(raw, node)
     try:
-        return cleanup_model(ModelWrapper(proto))
+        return cleanup_model(raw)
     except Exception as e:
         raise BadInput(f"model file {path}: qonnx cannot clean the graph: {e}") from None
 

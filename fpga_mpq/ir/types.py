@@ -8,6 +8,7 @@ integer in ``[min_int, max_int]``. Every tensor of the IR carries one; printers 
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -167,3 +168,17 @@ def quantize_float(x: np.ndarray, t: FixedType) -> np.ndarray:
 def to_float(m: np.ndarray, frac: int) -> np.ndarray:
     """Mantissas back to real values (exact in float64 up to 53 bits)."""
     return np.ldexp(np.asarray(m, dtype=np.float64), -frac)
+
+
+def parse_ap(text: str) -> FixedType:
+    """Parse ``ap_fixed<W,I[,Q,O]>`` / ``ap_ufixed<...>`` at the CLI edge (modes default to RND_CONV, SAT)."""
+    m = re.fullmatch(r"\s*ap_(u?)fixed<\s*(\d+)\s*,\s*(-?\d+)\s*(?:,\s*(\w+)\s*)?(?:,\s*(\w+)\s*)?>\s*", text)
+    if not m:
+        raise BadInput(f"type {text!r} is not of the form ap_fixed<W,I> or ap_ufixed<W,I[,ROUNDING,OVERFLOW]>")
+    unsigned, width, int_bits, rnd, ovf = m.groups()
+    try:
+        rounding = Rounding(rnd) if rnd else Rounding.RND_CONV
+        overflow = Overflow(ovf) if ovf else Overflow.SAT
+    except ValueError as e:
+        raise BadInput(f"type {text!r}: {e}") from None
+    return FixedType(not unsigned, int(width), int(int_bits), rounding, overflow)

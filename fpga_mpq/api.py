@@ -1,0 +1,200 @@
+"""The Python API: one function per command; the CLI is a thin shell over these.
+
+Each returns a plain dict summary (what ``--json`` prints) and raises ``BadInput`` or
+``VerificationFailed``. Outputs are written to a temporary place and renamed into position.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from fpga_mpq.data import load_split
+from fpga_mpq.errors import BadInput, VerificationFailed
+from fpga_mpq.fsutil import atomic_dir
+from fpga_mpq.hls.generate import HlsConfig, write_project
+from fpga_mpq.ir.from_qonnx import network_from_qonnx
+from fpga_mpq.ir.golden import run
+from fpga_mpq.ir.network import Network
+from fpga_mpq.ir.types import FixedType, Overflow, Rounding
+from fpga_mpq.models.spec import load_spec, save_spec
+from fpga_mpq.sim.csim import csim_project, random_inputs, write_testbench_data
+
+PROJECT_META = "fpga_mpq.json"
+PROJECT_MODEL = "model.onnx"
+TB_SAMPLES = 64  # inputs shipped in tb/ so the vendor TCL's csim step runs as-is
+
+
+def train(out: Path, spec: Path | None = None, data: Path | None = None, epochs: int = 40, seed: int = 0) -> dict:
+    """Quantization-aware training of the spec's MLP; saves a checkpoint at ``out``."""
+    from fpga_mpq.train import TrainConfig, save_checkpoint
+    from fpga_mpq.train import train as run_training
+
+    model_spec, split = load_spec(spec), load_split(data)
+    result = run_training(model_spec, split, TrainConfig(epochs=epochs, float_epochs=epochs, seed=seed))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", delete=False) as tmp:
+        save_checkpoint(result, split.n_features, Path(tmp.name))
+    os.replace(tmp.name, out)
+    return {
+        "checkpoint": str(out),
+        "accuracy_float": result.accuracy_float,
+        "accuracy_quant": result.accuracy_quant,
+        "spec": model_spec.to_dict(),
+    }
+
+
+def export(checkpoint: Path, out: Path, data: Path | None = None) -> dict:
+    """Export a checkpoint to QONNX and assert qonnx's execution equals Brevitas on the test set."""
+    from fpga_mpq.export import check_qonnx_equals_brevitas, export_qonnx_file
+    from fpga_mpq.train import load_checkpoint
+
+    model, ck = load_checkpoint(checkpoint)
+    split = load_split(data)
+    if split.n_features != ck["n_features"]:
+        raise BadInput(f"data has {split.n_features} features, the checkpoint expects {ck['n_features']}")
+    out = Path(out)
+    export_qonnx_file(model, ck["n_features"], out)
+    try:
+        check_qonnx_equals_brevitas(model, out, split.x_test)
+    except VerificationFailed:
+        out.unlink()
+        raise
+    return {"onnx": str(out), "samples": len(split.x_test), "qonnx_equals_brevitas": True}
+
+
+def _load_network(model: Path, input_type: FixedType | None) -> Network:
+    return network_from_qonnx(Path(model), input_type)
+
+
+def generate(model: Path, out: Path, cfg: HlsConfig = HlsConfig(), input_type: FixedType | None = None) -> dict:
+    """QONNX -> HLS project folder, written atomically; the same inputs give the same bytes."""
+    net = _load_network(model, input_type)
+    cfg.check(net)
+    with atomic_dir(Path(out)) as tmp:
+        write_project(net, cfg, tmp, Path(model).name)
+        shutil.copyfile(model, tmp / PROJECT_MODEL)
+        meta = {"config": asdict(cfg), "input_type": _type_to_json(net.input.out) if not net.input.from_model else None}
+        (tmp / PROJECT_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        write_testbench_data(net, random_inputs(net, TB_SAMPLES, seed=0), tmp / "tb")
+    return {"project": str(out), "layers": len(net.layers), "backend": cfg.backend, "part": cfg.part}
+
+
+def _type_to_json(t: FixedType) -> dict:
+    return {"signed": t.signed, "width": t.width, "int_bits": t.int_bits, "rounding": t.rounding.name,
+            "overflow": t.overflow.name}
+
+
+def _type_from_json(d: dict | None) -> FixedType | None:
+    if d is None:
+        return None
+    return FixedType(d["signed"], d["width"], d["int_bits"], Rounding[d["rounding"]], Overflow[d["overflow"]])
+
+
+def load_project_network(prj: Path) -> Network:
+    """The IR of a generated project, rebuilt from its copy of the model."""
+    prj = Path(prj)
+    meta_path = prj / PROJECT_META
+    if not meta_path.is_file():
+        raise BadInput(f"{prj} is not a fpga_mpq HLS project (no {PROJECT_META})")
+    meta = json.loads(meta_path.read_text())
+    return _load_network(prj / PROJECT_MODEL, _type_from_json(meta["input_type"]))
+
+
+def csim(prj: Path, data: Path | None = None, random: int | None = None, seed: int = 0) -> dict:
+    """C-simulate a project on the test set (or ``random`` inputs) and compare bit for bit."""
+    net = load_project_network(prj)
+    if random is not None:
+        if random < 1:
+            raise BadInput(f"--random {random}: needs at least one sample")
+        x = random_inputs(net, random, seed)
+    else:
+        x = load_split(data).x_test
+        if x.shape[1] != net.input.n:
+            raise BadInput(
+                f"the model expects {net.input.n} input features, the data has {x.shape[1]}: pass --data or --random N"
+            )
+    result = csim_project(Path(prj), net, x)
+    summary = {
+        "samples": result.samples,
+        "outputs": result.outputs,
+        "mismatches": result.mismatches,
+        "first_mismatch": result.first_mismatch,
+    }
+    if result.softmax_tolerance is not None:
+        summary |= {
+            "softmax_max_abs_error": result.softmax_max_abs_error,
+            "softmax_tolerance": result.softmax_tolerance,
+            "softmax_out_of_tolerance": result.softmax_out_of_tolerance,
+        }
+    if not result.ok:
+        raise VerificationFailed(json.dumps(summary))
+    return summary
+
+
+def flow(
+    out: Path,
+    spec: Path | None = None,
+    data: Path | None = None,
+    cfg: HlsConfig = HlsConfig(),
+    epochs: int = 40,
+    seed: int = 0,
+) -> dict:
+    """Train, export, generate and C-simulate into one folder; every check must pass."""
+    load_spec(spec), load_split(data)  # fail on bad input before any work
+    out = Path(out)
+    seconds: dict[str, float] = {}
+    with atomic_dir(out) as tmp:
+        t = time.perf_counter()
+        trained = train(tmp / "model.pt", spec, data, epochs, seed)
+        seconds["train"] = time.perf_counter() - t
+        save_spec(load_spec(spec), tmp / "spec.yaml")
+
+        t = time.perf_counter()
+        export(tmp / "model.pt", tmp / "model.onnx", data)
+        seconds["export"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        net = _load_network(tmp / "model.onnx", None)
+        x_test = load_split(data).x_test
+        _check_golden_equals_qonnx(net, tmp / "model.onnx", x_test)
+        seconds["ir_golden"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        generate(tmp / "model.onnx", tmp / "hls", cfg)
+        seconds["generate"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        sim = csim(tmp / "hls", data)
+        seconds["csim"] = time.perf_counter() - t
+
+        summary = {
+            "accuracy_float": trained["accuracy_float"],
+            "accuracy_quant": trained["accuracy_quant"],
+            "spec": trained["spec"],
+            "csim": sim,
+            "project": str(out / "hls"),
+            "onnx": str(out / "model.onnx"),
+            "checkpoint": str(out / "model.pt"),
+            "seconds": {k: round(v, 2) for k, v in seconds.items()},
+        }
+        (tmp / "report").mkdir(exist_ok=True)
+        (tmp / "report" / "flow.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _check_golden_equals_qonnx(net: Network, onnx_path: Path, x: np.ndarray) -> None:
+    from fpga_mpq.export import execute_qonnx
+
+    ref = execute_qonnx(onnx_path, x)
+    got = run(net, x).output.astype(np.float32)
+    if not np.array_equal(ref, got):
+        raise VerificationFailed(f"golden model differs from QONNX in {int((ref != got).sum())} outputs")

@@ -1,0 +1,134 @@
+"""``fpga-mpq <command>``: a thin shell over ``fpga_mpq.api``.
+
+Exit codes: 0 ok, 1 verification failed, 2 bad input. With ``--json`` the last line of stdout is
+one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fpga_mpq import api
+from fpga_mpq.errors import BadInput, VerificationFailed
+from fpga_mpq.hls.generate import HlsConfig
+from fpga_mpq.ir.types import parse_ap
+
+
+def _hls_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=["vivado", "vitis"], default="vitis")
+    p.add_argument("--part", default=HlsConfig.part)
+    p.add_argument("--clock", type=float, default=HlsConfig.clock_ns, help="clock period in ns")
+    p.add_argument("--reuse-factor", type=int, default=1)
+    p.add_argument("--io", choices=["parallel", "stream"], default="parallel")
+    p.add_argument("--top", default=HlsConfig.top, help="name of the top function")
+
+
+def _hls_config(a: argparse.Namespace) -> HlsConfig:
+    return HlsConfig(a.backend, a.part, a.clock, a.reuse_factor, a.io, a.top)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fpga-mpq", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def cmd(name: str, help: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help)
+        c.add_argument("--json", action="store_true", help="print one JSON summary as the last line")
+        return c
+
+    c = cmd("train", "quantization-aware training of the spec's MLP")
+    c.add_argument("-o", "--out", type=Path, default=Path("out/model.pt"))
+    c.add_argument("--spec", type=Path, help="bit-width spec (YAML); default: built-in")
+    c.add_argument("--data", type=Path, help=".npz with X (N, F) and y (N,); default: digits")
+    c.add_argument("--epochs", type=int, default=40)
+    c.add_argument("--seed", type=int, default=0)
+
+    c = cmd("export", "checkpoint -> cleaned QONNX, checked against Brevitas")
+    c.add_argument("checkpoint", type=Path)
+    c.add_argument("-o", "--out", type=Path, default=Path("out/model.onnx"))
+    c.add_argument("--data", type=Path)
+
+    c = cmd("generate", "QONNX -> HLS project (Vivado HLS / Vitis HLS, g++ C-sim)")
+    c.add_argument("model", type=Path)
+    c.add_argument("-o", "--out", type=Path, required=True)
+    c.add_argument("--input-type", type=parse_ap, help="hardware input type when the model has no input Quant")
+    _hls_args(c)
+
+    c = cmd("csim", "build and run the C simulation, compare bit for bit with the golden model")
+    c.add_argument("project", type=Path)
+    c.add_argument("--data", type=Path)
+    c.add_argument("--random", type=int, help="N random inputs across the input type's range")
+    c.add_argument("--seed", type=int, default=0)
+
+    c = cmd("flow", "train, export, generate and C-simulate into one folder")
+    c.add_argument("-o", "--out", type=Path, default=Path("out/flow"))
+    c.add_argument("--spec", type=Path)
+    c.add_argument("--data", type=Path)
+    c.add_argument("--epochs", type=int, default=40)
+    c.add_argument("--seed", type=int, default=0)
+    _hls_args(c)
+    return p
+
+
+def _run(a: argparse.Namespace) -> dict:
+    if a.command == "train":
+        return api.train(a.out, a.spec, a.data, a.epochs, a.seed)
+    if a.command == "export":
+        return api.export(a.checkpoint, a.out, a.data)
+    if a.command == "generate":
+        return api.generate(a.model, a.out, _hls_config(a), a.input_type)
+    if a.command == "csim":
+        return api.csim(a.project, a.data, a.random, a.seed)
+    return api.flow(a.out, a.spec, a.data, _hls_config(a), a.epochs, a.seed)
+
+
+def _print_table(command: str, s: dict) -> None:
+    if command == "flow":
+        sim = s["csim"]
+        rows = [
+            ("float accuracy", f"{100 * s['accuracy_float']:.2f} %"),
+            ("quantized accuracy", f"{100 * s['accuracy_quant']:.2f} %"),
+            ("input bits", str(s["spec"]["input"]["bits"])),
+        ]
+        for i, layer in enumerate(s["spec"]["layers"]):
+            rows.append(
+                (f"layer {i} ({layer['units']} units)",
+                 f"weight {layer['weight_bits']}, bias {layer['bias_bits']}, activation {layer['act_bits']} bits")
+            )
+        rows += [
+            ("C-sim", f"{sim['samples']} samples, {sim['outputs']} outputs, {sim['mismatches']} mismatches"),
+            ("project", s["project"]),
+            ("stage seconds", ", ".join(f"{k} {v}" for k, v in s["seconds"].items())),
+        ]
+    else:
+        rows = [(k, json.dumps(v) if isinstance(v, dict | list) else str(v)) for k, v in s.items()]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    try:
+        summary = _run(a)
+    except BadInput as e:
+        print(f"fpga-mpq {a.command}: error: {e}", file=sys.stderr)
+        if a.json:
+            print(json.dumps({"error": str(e), "exit": 2}))
+        return 2
+    except VerificationFailed as e:
+        print(f"fpga-mpq {a.command}: verification failed: {e}", file=sys.stderr)
+        if a.json:
+            print(json.dumps({"error": str(e), "exit": 1}))
+        return 1
+    _print_table(a.command, summary)
+    if a.json:
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
