@@ -89,8 +89,13 @@ def generate(model: Path, out: Path, cfg: HlsConfig = HlsConfig(), input_type: F
 
 
 def _type_to_json(t: FixedType) -> dict:
-    return {"signed": t.signed, "width": t.width, "int_bits": t.int_bits, "rounding": t.rounding.name,
-            "overflow": t.overflow.name}
+    return {
+        "signed": t.signed,
+        "width": t.width,
+        "int_bits": t.int_bits,
+        "rounding": t.rounding.name,
+        "overflow": t.overflow.name,
+    }
 
 
 def _type_from_json(d: dict | None) -> FixedType | None:

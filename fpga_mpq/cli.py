@@ -95,8 +95,10 @@ def _print_table(command: str, s: dict) -> None:
         ]
         for i, layer in enumerate(s["spec"]["layers"]):
             rows.append(
-                (f"layer {i} ({layer['units']} units)",
-                 f"weight {layer['weight_bits']}, bias {layer['bias_bits']}, activation {layer['act_bits']} bits")
+                (
+                    f"layer {i} ({layer['units']} units)",
+                    f"weight {layer['weight_bits']}, bias {layer['bias_bits']}, activation {layer['act_bits']} bits",
+                )
             )
         rows += [
             ("C-sim", f"{sim['samples']} samples, {sim['outputs']} outputs, {sim['mismatches']} mismatches"),

@@ -35,20 +35,23 @@ def export_qonnx_file(model: torch.nn.Module, n_features: int, path: Path) -> No
 
 
 def execute_qonnx(path: Path, x: np.ndarray, tensor: str | None = None) -> np.ndarray:
-    """qonnx's reference execution, one sample at a time; ``tensor`` picks an intermediate output."""
+    """qonnx's reference execution on a batch; ``tensor`` picks an intermediate output.
+
+    qonnx needs a static batch, so the graph is re-shaped to ``len(x)`` and run once.
+    """
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.change_batchsize import ChangeBatchSize
     from qonnx.util.cleanup import cleanup_model
 
+    x = np.asarray(x, dtype=np.float32)
     model = cleanup_model(ModelWrapper(str(path)))
     name = model.graph.input[0].name
     shape = model.get_tensor_shape(name)
+    model = cleanup_model(model.transform(ChangeBatchSize(len(x))))
     out = tensor or model.graph.output[0].name
-    rows = []
-    for sample in np.asarray(x, dtype=np.float32):
-        ctx = execute_onnx(model, {name: sample.reshape(shape)}, return_full_exec_context=tensor is not None)
-        rows.append(np.asarray(ctx[out]).reshape(-1))
-    return np.stack(rows)
+    ctx = execute_onnx(model, {name: x.reshape(len(x), *shape[1:])}, return_full_exec_context=tensor is not None)
+    return np.asarray(ctx[out]).reshape(len(x), -1)
 
 
 def check_qonnx_equals_brevitas(model: torch.nn.Module, path: Path, x: np.ndarray) -> np.ndarray:

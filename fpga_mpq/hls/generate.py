@@ -196,10 +196,14 @@ def write_project(net: Network, cfg: HlsConfig, out: Path, model_name: str) -> N
         "tb/tb.cpp": ("tb/tb.cpp.j2", ctx),
         "Makefile": ("Makefile.j2", ctx),
         "README.md": ("README.md.j2", ctx),
-        "build_vivado_hls.tcl": ("build_hls.tcl.j2", ctx | {"backend": "vivado", "tool": BACKENDS["vivado"][0],
-                                                              "tool_title": BACKENDS["vivado"][1]}),
-        "build_vitis_hls.tcl": ("build_hls.tcl.j2", ctx | {"backend": "vitis", "tool": BACKENDS["vitis"][0],
-                                                             "tool_title": BACKENDS["vitis"][1]}),
+        "build_vivado_hls.tcl": (
+            "build_hls.tcl.j2",
+            ctx | {"backend": "vivado", "tool": BACKENDS["vivado"][0], "tool_title": BACKENDS["vivado"][1]},
+        ),
+        "build_vitis_hls.tcl": (
+            "build_hls.tcl.j2",
+            ctx | {"backend": "vitis", "tool": BACKENDS["vitis"][0], "tool_title": BACKENDS["vitis"][1]},
+        ),
     }
     renders |= {path: ("firmware/weights.h.j2", wctx) for path, wctx in _weight_files(net).items()}
     for path, (template, context) in sorted(renders.items()):

@@ -51,7 +51,9 @@ class QuantMLP(nn.Module):
             last = i == len(spec.layers) - 1
             if last:
                 layers.append(
-                    QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, bit_width=layer.act_bits, return_quant_tensor=True)
+                    QuantIdentity(
+                        act_quant=Int8ActPerTensorFixedPoint, bit_width=layer.act_bits, return_quant_tensor=True
+                    )
                 )
             else:
                 layers.append(

@@ -34,7 +34,7 @@ def random_inputs(net: Network, n: int, seed: int) -> np.ndarray:
     rounding ties, and the extremes themselves."""
     t = net.input.out
     rng = np.random.default_rng(seed)
-    lsb = 2.0 ** -t.frac
+    lsb = 2.0**-t.frac
     lo, hi = t.min_int * lsb, t.max_int * lsb
     span = hi - lo + lsb
     x = rng.uniform(lo - 0.25 * span, hi + 0.25 * span, size=(n, net.input.n))
@@ -99,4 +99,3 @@ def csim_project(prj: Path, net: Network, x: np.ndarray, timeout: float = 900) -
     result = CsimResult(len(x), int(got.size), len(diff), first, soft_err, tol, soft_bad)
     (prj / "report" / "csim.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
     return result
-

@@ -62,9 +62,7 @@ def _fit(model: nn.Module, split: Split, cfg: TrainConfig, epochs: int, desc: st
 def train(spec: Spec, split: Split, cfg: TrainConfig = TrainConfig()) -> TrainResult:
     """Train the float MLP, copy its weights into the quantized one, then run QAT."""
     if split.n_classes > spec.layers[-1].units:
-        raise BadInput(
-            f"spec: last layer has {spec.layers[-1].units} units but the data has {split.n_classes} classes"
-        )
+        raise BadInput(f"spec: last layer has {spec.layers[-1].units} units but the data has {split.n_classes} classes")
     torch.manual_seed(cfg.seed)
     fmodel = FloatMLP(spec, split.n_features)
     _fit(fmodel, split, cfg, cfg.float_epochs, "float training")

@@ -1,0 +1,48 @@
+"""Generate HLS projects, build them with g++ and compare every output bit for bit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fpga_mpq import api
+from fpga_mpq.hls.generate import SOFTMAX_TOLERANCE
+from fpga_mpq.ir.types import parse_ap
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+RANDOM = 2000
+
+
+@pytest.fixture(scope="module")
+def default_flow(tmp_path_factory):
+    return api.flow(tmp_path_factory.mktemp("flow") / "out")
+
+
+def test_default_flow_is_accurate_and_bit_exact_on_the_test_set(default_flow):
+    assert default_flow["accuracy_quant"] >= 0.90
+    assert default_flow["csim"]["samples"] == 360
+    assert default_flow["csim"]["mismatches"] == 0
+
+
+def test_default_project_is_bit_exact_on_random_saturating_inputs(default_flow):
+    result = api.csim(Path(default_flow["project"]), random=RANDOM, seed=1)
+    assert result["outputs"] == RANDOM * 10
+    assert result["mismatches"] == 0
+
+
+@pytest.mark.parametrize("spec", ["digits_2bit.yaml", "digits_8bit.yaml"])
+def test_other_specs_are_bit_exact(spec, tmp_path):
+    flow = api.flow(tmp_path / "out", spec=SPECS / spec, epochs=10)
+    assert flow["csim"]["mismatches"] == 0
+    result = api.csim(Path(flow["project"]), random=RANDOM, seed=2)
+    assert result["samples"] == RANDOM and result["mismatches"] == 0
+
+
+def test_jet_tagging_zoo_model_is_exact_up_to_softmax_and_softmax_within_tolerance(zoo, tmp_path):
+    api.generate(zoo / "qkeras_jettagging.onnx", tmp_path / "prj", input_type=parse_ap("ap_fixed<16,6>"))
+    result = api.csim(tmp_path / "prj", random=RANDOM, seed=3)
+    assert result["outputs"] == RANDOM * 5
+    assert result["mismatches"] == 0
+    assert result["softmax_out_of_tolerance"] == 0
+    assert result["softmax_max_abs_error"] <= SOFTMAX_TOLERANCE
