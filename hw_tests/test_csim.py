@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fpga_mpq import api
-from fpga_mpq.hls.generate import SOFTMAX_TOLERANCE
+from fpga_mpq.hls.generate import SOFTMAX_TOLERANCE, HlsConfig
 from fpga_mpq.ir.types import parse_ap
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -46,3 +46,12 @@ def test_jet_tagging_zoo_model_is_exact_up_to_softmax_and_softmax_within_toleran
     assert result["mismatches"] == 0
     assert result["softmax_out_of_tolerance"] == 0
     assert result["softmax_max_abs_error"] <= SOFTMAX_TOLERANCE
+
+
+def test_io_stream_projects_are_bit_exact(default_flow, zoo, tmp_path):
+    cfg = HlsConfig(io="stream")
+    api.generate(Path(default_flow["onnx"]), tmp_path / "digits", cfg)
+    assert api.csim(tmp_path / "digits", random=RANDOM, seed=4)["mismatches"] == 0
+    api.generate(zoo / "qkeras_jettagging.onnx", tmp_path / "jet", cfg, parse_ap("ap_fixed<16,6>"))
+    jet = api.csim(tmp_path / "jet", random=RANDOM, seed=5)
+    assert jet["mismatches"] == 0 and jet["softmax_out_of_tolerance"] == 0

@@ -63,7 +63,7 @@ def test_project_holds_what_a_vendor_user_needs(default_onnx, tmp_path):
         (HlsConfig(reuse_factor=3), "does not divide layer"),
         (HlsConfig(reuse_factor=0), "at least 1"),
         (HlsConfig(backend="quartus"), "not one of"),
-        (HlsConfig(io="stream"), "not supported"),
+        (HlsConfig(io="axi"), "not supported"),
         (HlsConfig(top="my-top"), "not a C identifier"),
     ],
 )
