@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_dir(target: Path, overwrite: bool = True) -> Iterator[Path]:
+def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a scratch folder beside ``target``; on success it replaces ``target``, else vanishes."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -21,8 +21,5 @@ def atomic_dir(target: Path, overwrite: bool = True) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if target.exists():
-        if not overwrite:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise FileExistsError(target)
         shutil.rmtree(target)
     tmp.rename(target)

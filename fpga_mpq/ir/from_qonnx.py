@@ -162,11 +162,7 @@ class _Builder:
         raise BadInput(f"node {node.name}: constant {name} is not quantized (no Quant node on it)")
 
     def n_live(self) -> int:
-        return (
-            self.layers[-1].n_out
-            if self.layers and isinstance(self.layers[-1], Dense)
-            else (self.layers[-1].n if self.layers else self.n_in)
-        )
+        return self.layers[-1].n_out if self.layers else self.n_in
 
     def flush_relu(self) -> None:
         """A ReLU not followed by a Quant: exact, output keeps the fraction bits."""

@@ -54,6 +54,10 @@ class Activation:
     out: FixedType
     n: int
 
+    @property
+    def n_out(self) -> int:
+        return self.n
+
 
 @dataclass(frozen=True)
 class Softmax:
@@ -62,6 +66,10 @@ class Softmax:
     name: str
     in_type: FixedType
     n: int
+
+    @property
+    def n_out(self) -> int:
+        return self.n
 
 
 Layer = Dense | Activation | Softmax
@@ -74,19 +82,12 @@ class Network:
 
     @property
     def n_out(self) -> int:
-        last = self.layers[-1]
-        return last.n_out if isinstance(last, Dense) else last.n
+        return self.layers[-1].n_out
 
     @property
     def exact_layers(self) -> tuple[Dense | Activation, ...]:
         """The layers whose outputs are fixed point (everything before a final softmax)."""
         return tuple(la for la in self.layers if not isinstance(la, Softmax))
-
-    @property
-    def logits_type(self) -> FixedType:
-        """Type of the last fixed-point tensor: the output, or the softmax input."""
-        exact = self.exact_layers
-        return exact[-1].out if exact else self.input.out
 
 
 def accumulator_type(in_type: FixedType, weight: np.ndarray, w_frac: int, bias: np.ndarray, b_frac: int) -> FixedType:
