@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from fpga_mpq import api
+from fpga_mpq.cli import main
 from fpga_mpq.hls.generate import SOFTMAX_TOLERANCE, HlsConfig
 from fpga_mpq.ir.types import parse_ap
 
@@ -55,3 +57,18 @@ def test_io_stream_projects_are_bit_exact(default_flow, zoo, tmp_path):
     api.generate(zoo / "qkeras_jettagging.onnx", tmp_path / "jet", cfg, parse_ap("ap_fixed<16,6>"))
     jet = api.csim(tmp_path / "jet", random=RANDOM, seed=5)
     assert jet["mismatches"] == 0 and jet["softmax_out_of_tolerance"] == 0
+
+
+def test_a_corrupted_weight_file_is_caught_with_exit_1(default_flow, tmp_path, capsys):
+    """The comparison is not vacuous: negated weights in the last layer must show as mismatches."""
+    api.generate(Path(default_flow["onnx"]), tmp_path / "prj")
+    weights = tmp_path / "prj" / "firmware" / "weights" / "w6.h"  # the last Dense layer
+    text = weights.read_text()
+    head, body = text.split("{\n", 1)
+    body, tail = body.split("};", 1)
+    negated = ", ".join(f"-({v.strip()})" for v in body.replace("\n", "").split(",") if v.strip())
+    weights.write_text(f"{head}{{\n{negated}\n}};{tail}")
+    code = main(["csim", str(tmp_path / "prj"), "--random", "200", "--json"])
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert code == 1
+    assert '"mismatches": 0' not in summary["error"]
