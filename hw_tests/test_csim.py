@@ -72,3 +72,12 @@ def test_a_corrupted_weight_file_is_caught_with_exit_1(default_flow, tmp_path, c
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert code == 1
     assert '"mismatches": 0' not in summary["error"]
+
+
+@pytest.mark.parametrize("name", ["TFC_2W2A.onnx", "TFC_1W1A.onnx"])
+@pytest.mark.parametrize("io", ["parallel", "stream"])
+def test_finn_zoo_models_with_batchnorm_and_bipolar_quant_are_bit_exact(zoo, tmp_path, name, io):
+    api.generate(zoo / name, tmp_path / "prj", HlsConfig(io=io))
+    result = api.csim(tmp_path / "prj", random=RANDOM, seed=6)
+    assert result["outputs"] == RANDOM * 10
+    assert result["mismatches"] == 0

@@ -11,7 +11,7 @@ from fpga_mpq.errors import BadInput
 from fpga_mpq.export import execute_qonnx
 from fpga_mpq.ir.from_qonnx import network_from_qonnx
 from fpga_mpq.ir.golden import run
-from fpga_mpq.ir.network import Dense, Softmax
+from fpga_mpq.ir.network import Dense, Softmax, Threshold
 from fpga_mpq.ir.types import parse_ap, to_float
 from fpga_mpq.sim.csim import random_inputs
 
@@ -110,3 +110,16 @@ def test_wrong_input_shape_is_rejected(default_onnx):
     net = network_from_qonnx(default_onnx)
     with pytest.raises(BadInput, match="expects 64"):
         run(net, np.zeros((3, 63), dtype=np.float32))
+
+
+@pytest.mark.parametrize("name", ["TFC_2W2A.onnx", "TFC_1W1A.onnx"])
+def test_golden_equals_qonnx_on_finn_zoo_models_including_host_float_ops(zoo, name):
+    """BatchNorm + quantizer become thresholds; input scaling and the output affine stay on the host."""
+    path = zoo / name
+    net = network_from_qonnx(path)
+    assert net.preprocess and net.postprocess
+    assert any(isinstance(la, Threshold) for la in net.layers)
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-0.2, 1.2, size=(200, net.input.n)).astype(np.float32)
+    x[:20] = 0.5  # maps to exactly 0 before the input quantizer: the tie / sign(0) case
+    assert np.array_equal(run(net, x).output, execute_qonnx(path, x))

@@ -15,7 +15,7 @@ import jinja2
 import numpy as np
 
 from fpga_mpq.errors import BadInput
-from fpga_mpq.ir.network import Activation, Dense, Network, Softmax
+from fpga_mpq.ir.network import Activation, Dense, Network, Softmax, Threshold
 from fpga_mpq.ir.types import FixedType, Overflow, Rounding, to_ap
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "hls"
@@ -23,6 +23,7 @@ HLS4ML_VIVADO = Path(hls4ml.__file__).parent / "templates" / "vivado"
 SOFTMAX_TYPE = FixedType(False, 18, 1, Rounding.RND, Overflow.SAT)
 SOFTMAX_TOLERANCE = 0.02  # absolute, per probability: hls4ml's 1024-entry exp / inverse tables
 BACKENDS = {"vivado": ("vivado_hls", "Vivado HLS"), "vitis": ("vitis_hls", "Vitis HLS")}
+STATIC_HEADERS = ("mpq_threshold.h", "mpq_weights.h")  # our own HLS C++, copied verbatim
 IO_TYPES = {"parallel": "io_parallel", "stream": "io_stream"}
 
 
@@ -96,6 +97,20 @@ def _layer_context(net: Network, cfg: HlsConfig) -> list[dict]:
                     "bias_type": to_ap(layer.bias_type),
                 }
             )
+        elif isinstance(layer, Threshold):
+            ctx.append(
+                common
+                | {
+                    "kind": "threshold",
+                    "op": "Threshold (float ops + quantizer, tabulated)",
+                    "shape": f"{layer.n_out}x{layer.thresholds.shape[1]}",
+                    "n": layer.n_out,
+                    "n_out": layer.n_out,
+                    "n_thresholds": layer.thresholds.shape[1],
+                    "weight_type": None,
+                    "bias_type": None,
+                }
+            )
         else:
             assert isinstance(layer, Activation)
             ctx.append(
@@ -115,18 +130,30 @@ def _layer_context(net: Network, cfg: HlsConfig) -> list[dict]:
 
 
 def _weight_files(net: Network) -> dict[str, dict]:
+    """Constant arrays: Dense weights/biases, Threshold thresholds/values, printed exactly."""
     files = {}
     for i, layer in enumerate(net.exact_layers):
-        if not isinstance(layer, Dense):
-            continue
         index = i + 2
-        for prefix, values, t in (("w", layer.weight.ravel(), layer.weight_type), ("b", layer.bias, layer.bias_type)):
+        in_c_type = "input_t" if i == 0 else f"layer{index - 1}_t"
+        if isinstance(layer, Dense):
+            arrays = (
+                ("w", layer.weight.ravel(), layer.weight_type, f"weight{index}_t"),
+                ("b", layer.bias, layer.bias_type, f"bias{index}_t"),
+            )
+        elif isinstance(layer, Threshold):
+            arrays = (
+                ("t", layer.thresholds.ravel(), layer.in_type, in_c_type),
+                ("v", layer.values.ravel(), layer.out, f"layer{index}_t"),
+            )
+        else:
+            continue
+        for prefix, values, t, c_type in arrays:
             name = f"{prefix}{index}"
             files[f"firmware/weights/{name}.h"] = {
                 "name": name,
                 "layer": layer.name,
                 "type": to_ap(t),
-                "c_type": f"{'weight' if prefix == 'w' else 'bias'}{index}_t",
+                "c_type": c_type,
                 "guard": f"{name.upper()}_H_",
                 "values": [exact_decimal(int(v), t.frac) for v in values],
             }
@@ -212,4 +239,6 @@ def write_project(net: Network, cfg: HlsConfig, out: Path, model_name: str) -> N
         target.write_text(env.get_template(template).render(context))
     shutil.copytree(HLS4ML_VIVADO / "nnet_utils", out / "firmware" / "nnet_utils")
     shutil.copytree(HLS4ML_VIVADO / "ap_types", out / "firmware" / "ap_types")
+    for header in STATIC_HEADERS:
+        shutil.copyfile(TEMPLATES / "firmware" / header, out / "firmware" / header)
     (out / "report").mkdir(exist_ok=True)

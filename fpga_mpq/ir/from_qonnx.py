@@ -1,38 +1,40 @@
 """QONNX graph -> exact IR.
 
-Walks the cleaned graph in topological order. Quant nodes on constants become integer
-mantissas; Quant nodes on activations become the output type of an ``Activation``; Gemm, or
-MatMul followed by a constant Add, become ``Dense``. Anything that cannot be represented exactly
-is rejected with the node's name.
+The graph is first normalised by the lowering passes (``ir/passes``), then walked in topological
+order as a chain:
+
+- float elementwise ops before the first quantizer stay on the host (``Network.preprocess``);
+- Quant / BipolarQuant on constants fold into integer mantissas;
+- Gemm, or MatMul followed by a constant Add, become ``Dense``;
+- ``[Relu] -> Quant`` with a power-of-two scale and an ap_fixed rounding mode is an ``Activation``
+  (a cast); any other float chain ending in a quantizer (BatchNorm, scale Mul/Div/Sub, bipolar or
+  CEIL/UP quantizers) becomes an exact ``Threshold`` table;
+- float elementwise ops after the last quantizer stay on the host (``Network.postprocess``).
+
+Anything else is rejected with the node's name.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper
 
 from fpga_mpq.errors import BadInput
-from fpga_mpq.ir.network import Activation, Dense, InputQuant, Layer, Network, Softmax, accumulator_type
-from fpga_mpq.ir.types import QONNX_ROUNDING, FixedType, Overflow, Rounding, quantize_float, type_for_range
+from fpga_mpq.ir.network import Activation, Dense, FloatOp, InputQuant, Layer, Network, Softmax, accumulator_type
+from fpga_mpq.ir.passes import LOWERING, run_passes
+from fpga_mpq.ir.quant_nodes import QUANT_OPS, fold_constant, quant_params
+from fpga_mpq.ir.tabulate import tabulate
+from fpga_mpq.ir.types import FixedType, type_for_range
 
-MAX_QUANT_BITS = 32
-PASS_THROUGH = {"Flatten", "Reshape", "Identity"}
-
-
-@dataclass(frozen=True)
-class FixedConst:
-    """A quantized constant: integer mantissas at ``type.frac`` fraction bits."""
-
-    mantissa: np.ndarray
-    type: FixedType
+ELEMENTWISE = ("Add", "Sub", "Mul", "Div")
+REQUANT_OPS = (*ELEMENTWISE, "Relu", "BatchNormalization")
 
 
 def load_qonnx(path: Path):
-    """Load and clean a QONNX file; one clear error for a missing or corrupt file."""
+    """Load, check the quantizers, clean with qonnx and lower; one clear error for a bad file."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.cleanup import cleanup_model
 
@@ -46,234 +48,211 @@ def load_qonnx(path: Path):
     if not proto.graph.node:
         raise BadInput(f"model file {path} is not a valid ONNX model: the graph has no nodes")
     raw = ModelWrapper(proto)
-    for node in raw.graph.node:  # before cleanup: qonnx's shape inference fails on some bad values
-        if node.op_type == "Quant" and all(raw.get_initializer(i) is not None for i in node.input[1:]):
-            node.name = node.name or f"Quant_{node.output[0]}"
-            _quant_params(raw, node)
+    for i, node in enumerate(raw.graph.node):  # before cleanup: its shape inference fails on bad values
+        node.name = node.name or f"{node.op_type}_{i}"
+        if node.op_type in QUANT_OPS and all(raw.get_initializer(x) is not None for x in node.input[1:]):
+            quant_params(raw, node)
     try:
-        return cleanup_model(raw)
+        model = cleanup_model(raw)
     except Exception as e:
-        raise BadInput(f"model file {path}: qonnx cannot clean the graph: {e}") from None
-
-
-def _attr(node, name: str, default):
-    for a in node.attribute:
-        if a.name == name:
-            v = helper.get_attribute_value(a)
-            return v.decode() if isinstance(v, bytes) else v
-    return default
-
-
-def _power_of_two_exponents(scale: np.ndarray, node_name: str) -> np.ndarray:
-    """``-log2(scale)`` per element, or an error naming the node when a scale is not 2**k."""
-    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
-        raise BadInput(f"node {node_name}: scale must be finite and positive, got {scale.ravel()[:4]}")
-    mant, exp = np.frexp(scale.astype(np.float64))
-    if np.any(mant != 0.5):
-        raise BadInput(
-            f"node {node_name}: scale {scale.ravel()[:4]} is not a power of two; "
-            "exact support for float scales is not implemented yet"
-        )
-    return (1 - exp).astype(np.int64)
-
-
-def _quant_params(model, node) -> tuple[bool, int, np.ndarray, Rounding, Overflow]:
-    """Signedness, bit width, fraction bits per element, rounding and overflow of a Quant node."""
-    if len(node.input) != 4:
-        raise BadInput(f"node {node.name}: Quant needs 4 inputs (x, scale, zeropt, bitwidth)")
-    scale, zeropt, bits = (model.get_initializer(i) for i in node.input[1:])
-    if scale is None or zeropt is None or bits is None:
-        raise BadInput(f"node {node.name}: Quant scale, zero point and bit width must be constants")
-    if np.any(zeropt != 0):
-        raise BadInput(f"node {node.name}: non-zero zero point {zeropt.ravel()[:4]} is not supported")
-    if bits.size != 1 or bits.ravel()[0] != int(bits.ravel()[0]):
-        raise BadInput(f"node {node.name}: bit width {bits.ravel()[:4]} must be one integer")
-    width = int(bits.ravel()[0])
-    if not 1 <= width <= MAX_QUANT_BITS:
-        raise BadInput(f"node {node.name}: bit width {width} is outside 1..{MAX_QUANT_BITS}")
-    mode = _attr(node, "rounding_mode", "ROUND").upper()
-    if mode not in QONNX_ROUNDING:
-        raise BadInput(f"node {node.name}: rounding mode {mode} has no exact fixed-point equivalent")
-    signed, narrow = bool(_attr(node, "signed", 1)), bool(_attr(node, "narrow", 0))
-    if narrow and not signed:
-        raise BadInput(f"node {node.name}: narrow unsigned quantization is not supported")
-    overflow = Overflow.SAT_SYM if narrow else Overflow.SAT
-    return signed, width, _power_of_two_exponents(scale, node.name), QONNX_ROUNDING[mode], overflow
-
-
-def _quantize_const(model, node, value: np.ndarray) -> FixedConst:
-    """Fold a Quant node applied to a constant into integer mantissas (QONNX semantics)."""
-    signed, width, fracs, rounding, overflow = _quant_params(model, node)
-    if not np.all(np.isfinite(value)):
-        raise BadInput(f"node {node.name}: constant {node.input[0]} holds NaN or infinite values")
-    frac = int(fracs.max())
-    per_elem = np.broadcast_to(fracs, value.shape) if fracs.ndim else fracs
-    base = FixedType(signed, width, width - frac, rounding, overflow)
-    if fracs.size == 1:
-        return FixedConst(quantize_float(value, base), base)
-    m = np.zeros(value.shape, dtype=np.int64)
-    for f in np.unique(fracs):
-        t = FixedType(signed, width, width - int(f), rounding, overflow)
-        sel = per_elem == f
-        m[sel] = quantize_float(value[sel], t) << (frac - int(f))
-    return FixedConst(m, type_for_range(int(min(m.min(), 0)), int(max(m.max(), 0)), frac))
+        raise BadInput(f"model file {path}: qonnx cannot clean the graph: {str(e).splitlines()[0]}") from None
+    return run_passes(model, LOWERING)
 
 
 class _Builder:
-    """Accumulates IR layers while walking the graph; tracks the live activation tensor."""
+    """Walks the chain; ``live`` is the current activation tensor, ``pending`` the float ops after it."""
 
     def __init__(self, model, input_type: FixedType | None) -> None:
         self.model = model
-        self.consts: dict[str, FixedConst | np.ndarray] = {
-            init.name: model.get_initializer(init.name) for init in model.graph.initializer
-        }
-        inputs = [i for i in model.graph.input if i.name not in self.consts]
+        inits = {init.name for init in model.graph.initializer}
+        self.consts: dict[str, tuple[np.ndarray, FixedType] | None] = {name: None for name in inits}
+        inputs = [i for i in model.graph.input if i.name not in inits]
         if len(inputs) != 1 or len(model.graph.output) != 1:
             raise BadInput(f"model must have one input and one output, has {len(inputs)} and {len(model.graph.output)}")
         self.input_name = inputs[0].name
         shape = model.get_tensor_shape(self.input_name)
-        if shape is None or any(not isinstance(d, int) or d <= 0 for d in shape[1:]):
+        if not shape or any(not isinstance(d, int) or d <= 0 for d in shape):
             raise BadInput(f"input {self.input_name}: needs a static shape, got {shape}")
         self.n_in = int(np.prod(shape[1:])) if len(shape) > 1 else int(shape[0])
         self.declared_input = input_type
         self.live = self.input_name
         self.input: InputQuant | None = None
+        self.preprocess: list[FloatOp] = []
         self.layers: list[Layer] = []
-        self.pending_relu: str | None = None
+        self.pending: list = []  # float nodes after the last fixed-point tensor
         self.last_op = ""
 
-    # -- helpers -------------------------------------------------------------
-    def cur_type(self, node) -> FixedType:
-        if self.input is None:
-            if self.declared_input is None:
-                raise BadInput(
-                    f"node {node.name}: the model has no input quantizer; declare the hardware input type "
-                    "(--input-type, e.g. 'ap_fixed<16,6>')"
-                )
-            self.input = InputQuant(self.input_name, self.n_in, self.declared_input, from_model=False)
+    # -- state ---------------------------------------------------------------
+    def cur_type(self) -> FixedType:
         return self.layers[-1].out if self.layers else self.input.out
-
-    def fixed_const(self, name: str, node) -> FixedConst:
-        c = self.consts.get(name)
-        if isinstance(c, FixedConst):
-            return c
-        if c is None:
-            raise BadInput(f"node {node.name}: input {name} is neither the activation nor a constant")
-        raise BadInput(f"node {node.name}: constant {name} is not quantized (no Quant node on it)")
 
     def n_live(self) -> int:
         return self.layers[-1].n_out if self.layers else self.n_in
 
-    def flush_relu(self) -> None:
-        """A ReLU not followed by a Quant: exact, output keeps the fraction bits."""
-        if self.pending_relu is None:
+    def start_fixed(self, node) -> None:
+        """First non-float op with no input quantizer: the declared input type takes its place."""
+        if self.input is not None:
             return
-        t = self.cur_type(None)
-        out = type_for_range(0, max(t.max_int, 0), t.frac)
-        self.layers.append(Activation(self.pending_relu, t, True, out, self.n_live()))
-        self.pending_relu = None
+        if self.declared_input is None:
+            raise BadInput(
+                f"node {node.name}: the model has no input quantizer; declare the hardware input type "
+                "(--input-type, e.g. 'ap_fixed<16,6>')"
+            )
+        self.input = InputQuant(self.input_name, self.n_in, self.declared_input, from_model=False)
+        self.preprocess.extend(self.float_ops())
+        self.pending = []
 
-    def dense(self, node, weight: FixedConst, bias: FixedConst | None) -> None:
+    def float_ops(self) -> list[FloatOp]:
+        ops = []
+        for node in self.pending:
+            if node.op_type not in ELEMENTWISE:
+                raise BadInput(f"node {node.name}: {node.op_type} outside the fixed-point part is not supported")
+            const_first = node.input[0] != self.pending_input(node)
+            value = self.model.get_initializer(node.input[0 if const_first else 1])
+            ops.append(FloatOp(node.op_type, np.asarray(value, dtype=np.float32), const_first))
+        return ops
+
+    def pending_input(self, node) -> str:
+        i = self.pending.index(node)
+        return self.live if i == 0 else self.pending[i - 1].output[0]
+
+    def flush_relu(self) -> None:
+        """Resolve pending ops before a MatMul or Softmax: only a bare, exact ReLU may remain."""
+        if not self.pending:
+            return
+        if [n.op_type for n in self.pending] != ["Relu"]:
+            ops = " -> ".join(n.op_type for n in self.pending)
+            raise BadInput(
+                f"node {self.pending[-1].name}: float ops {ops} with no quantizer after them are not supported"
+            )
+        t = self.cur_type()
+        out = type_for_range(0, max(t.max_int, 0), t.frac)
+        self.layers.append(Activation(self.pending[0].name, t, True, out, self.n_live()))
+        self.live, self.pending = self.pending[0].output[0], []
+
+    # -- node handlers -------------------------------------------------------
+    def const(self, name: str, node) -> tuple[np.ndarray, FixedType]:
+        if name not in self.consts:
+            raise BadInput(f"node {node.name}: input {name} is neither the activation nor a constant")
+        folded = self.consts[name]
+        if folded is None:
+            raise BadInput(f"node {node.name}: constant {name} is not quantized (no Quant node on it)")
+        return folded
+
+    def on_quant(self, node) -> None:
+        if node.input[0] in self.consts:
+            if self.consts[node.input[0]] is not None:
+                raise BadInput(f"node {node.name}: double quantization of constant {node.input[0]}")
+            value = self.model.get_initializer(node.input[0])
+            self.consts[node.output[0]] = fold_constant(self.model, node, value)
+            return
+        q = quant_params(self.model, node)
+        if not q.per_tensor:
+            raise BadInput(f"node {node.name}: per-channel activation scales are not supported")
+        if self.input is None:
+            self.on_input_quant(node, q)
+            return
+        cast = q.fixed_type()
+        if cast is not None and [n.op_type for n in self.pending] in ([], ["Relu"]):
+            relu = bool(self.pending)
+            name = self.pending[0].name if relu else node.name
+            self.layers.append(Activation(name, self.cur_type(), relu, cast, self.n_live()))
+        else:
+            nodes = [*self.pending, node]
+            for n in self.pending:
+                if n.op_type not in REQUANT_OPS:
+                    raise BadInput(f"node {n.name}: op {n.op_type} is not supported before a quantizer")
+            self.layers.append(tabulate(self.model, nodes, self.live, self.cur_type(), self.n_live(), q.frac))
+        self.live, self.pending = node.output[0], []
+
+    def on_input_quant(self, node, q) -> None:
+        self.preprocess.extend(self.float_ops())
+        self.pending = []
+        if q.bipolar:
+            t, bipolar = FixedType(True, 2, 2 - q.frac), True
+        else:
+            t, bipolar = q.fixed_type(), False
+            if t is None:
+                raise BadInput(f"node {node.name}: input quantizer with rounding {q.mode} is not supported")
+        self.input = InputQuant(node.name, self.n_in, t, from_model=True, bipolar=bipolar)
+        self.live = node.output[0]
+
+    def on_matmul(self, node, weight: tuple[np.ndarray, FixedType], bias) -> None:
+        self.start_fixed(node)
         self.flush_relu()
-        in_type = self.cur_type(node)
-        w = weight.mantissa
+        in_type = self.cur_type()
+        w, w_type = weight
         if w.ndim != 2 or w.shape[0] != self.n_live():
             raise BadInput(f"node {node.name}: weight shape {w.shape} does not fit {self.n_live()} inputs")
         if bias is None:
-            bias = FixedConst(np.zeros(w.shape[1], dtype=np.int64), FixedType(True, 1, 1))
-        b = np.broadcast_to(bias.mantissa, (w.shape[1],)).astype(np.int64)
+            bias = (np.zeros(w.shape[1], dtype=np.int64), FixedType(True, 1, 1))
         try:
-            acc = accumulator_type(in_type, w, weight.type.frac, b, bias.type.frac)
+            b = np.broadcast_to(bias[0], (w.shape[1],)).astype(np.int64)
+        except ValueError:
+            raise BadInput(f"node {node.name}: bias shape {bias[0].shape} does not fit {w.shape[1]} outputs") from None
+        try:
+            acc = accumulator_type(in_type, w, w_type.frac, b, bias[1].frac)
         except BadInput as e:
             raise BadInput(f"node {node.name}: accumulator too wide ({e})") from None
-        self.layers.append(Dense(node.name, in_type, w, weight.type, b, bias.type, acc))
+        self.layers.append(Dense(node.name, in_type, w, w_type, b, bias[1], acc))
+        self.live = node.output[0]
 
-    # -- node handlers -------------------------------------------------------
-    def on_quant(self, node) -> None:
-        src = node.input[0]
-        if src in self.consts:
-            value = self.consts[src]
-            if isinstance(value, FixedConst):
-                raise BadInput(f"node {node.name}: double quantization of constant {src}")
-            self.consts[node.output[0]] = _quantize_const(self.model, node, value)
-            return
-        if src != self.live:
-            raise BadInput(f"node {node.name} (Quant): only chains of layers are supported (input {src})")
-        signed, width, fracs, rounding, overflow = _quant_params(self.model, node)
-        if fracs.size != 1:
-            raise BadInput(f"node {node.name}: per-channel activation scales are not supported")
-        out = FixedType(signed, width, width - int(fracs.ravel()[0]), rounding, overflow)
-        if self.input is None and not self.layers and self.pending_relu is None:
-            self.input = InputQuant(node.name, self.n_in, out, from_model=True)
-        else:
-            relu, name = self.pending_relu is not None, self.pending_relu or node.name
-            self.layers.append(Activation(name, self.cur_type(node), relu, out, self.n_live()))
-            self.pending_relu = None
-        self.live, self.last_op = node.output[0], "Quant"
-
-    def on_gemm(self, node) -> None:
-        if _attr(node, "transA", 0) or _attr(node, "alpha", 1.0) != 1.0 or _attr(node, "beta", 1.0) != 1.0:
-            raise BadInput(f"node {node.name}: Gemm with transA, alpha or beta != default is not supported")
-        w = self.fixed_const(node.input[1], node)
-        if _attr(node, "transB", 0):
-            w = FixedConst(w.mantissa.T, w.type)
-        bias = self.fixed_const(node.input[2], node) if len(node.input) > 2 and node.input[2] else None
-        self.dense(node, w, bias)
-
-    def on_matmul(self, node) -> None:
-        self.dense(node, self.fixed_const(node.input[1], node), None)
-
-    def on_add(self, node) -> None:
-        if self.last_op != "MatMul":
-            raise BadInput(f"node {node.name}: Add is only supported as the bias of a preceding MatMul")
-        const = node.input[1] if node.input[0] == self.live else node.input[0]
-        bias = self.fixed_const(const, node)
+    def on_add(self, node) -> bool:
+        """A constant Add right after a MatMul is its bias; returns False if it is not one."""
+        other = node.input[1] if node.input[0] == self.live else node.input[0]
+        if self.last_op != "MatMul" or self.pending or self.consts.get(other) is None:
+            return False
         matmul = self.layers.pop()
-        self.dense(node, FixedConst(matmul.weight, matmul.weight_type), bias)
+        self.on_matmul(node, (matmul.weight, matmul.weight_type), self.consts[other])
         self.layers[-1] = replace(self.layers[-1], name=matmul.name)
+        return True
 
-
-def _walk(model, input_type: FixedType | None) -> Network:
-    b = _Builder(model, input_type)
-    graph_out = model.graph.output[0].name
-    for node in model.graph.node:
+    def visit(self, node) -> None:
         op = node.op_type
-        if not node.name:
-            node.name = f"{op}_{node.output[0]}"
-        if op == "Quant":
-            b.on_quant(node)
-            continue
-        if node.input[0] != b.live and not (op == "Add" and b.live in node.input):
+        if op in QUANT_OPS and node.input[0] in self.consts:
+            self.on_quant(node)
+            return
+        chained = self.pending[-1].output[0] if self.pending else self.live
+        if chained not in node.input:
             raise BadInput(f"node {node.name} ({op}): only chains of layers are supported (input {node.input[0]})")
-        if op == "Gemm":
-            b.on_gemm(node)
+        if op in QUANT_OPS:
+            self.on_quant(node)
         elif op == "MatMul":
-            b.on_matmul(node)
-        elif op == "Add":
-            b.on_add(node)
-        elif op == "Relu":
-            b.flush_relu()
-            b.pending_relu = node.name
+            if node.input[0] != chained:
+                raise BadInput(f"node {node.name}: MatMul with the activation as second operand is not supported")
+            self.on_matmul(node, self.const(node.input[1], node), None)
+        elif op == "Add" and self.on_add(node):
+            pass
+        elif op in REQUANT_OPS:
+            self.pending.append(node)
         elif op == "Softmax":
-            if node.output[0] != graph_out:
+            self.start_fixed(node)
+            self.flush_relu()
+            if node.output[0] != self.model.graph.output[0].name:
                 raise BadInput(f"node {node.name}: Softmax is only supported as the last op")
-            b.flush_relu()
-            b.layers.append(Softmax(node.name, b.cur_type(node), b.n_live()))
-        elif op in PASS_THROUGH:
-            pass  # the IR is already flat (N, features)
+            self.layers.append(Softmax(node.name, self.cur_type(), self.n_live()))
+            self.live = node.output[0]
         else:
             raise BadInput(f"node {node.name}: op {op} is not supported")
-        b.live, b.last_op = node.output[0], op
-    b.flush_relu()
-    if b.live != graph_out:
-        raise BadInput(f"graph output {graph_out} is not produced by the chain of layers ending at {b.live}")
-    if b.input is None:
-        b.cur_type(model.graph.node[0] if model.graph.node else None)
-    if not b.layers:
-        raise BadInput("model has no layers after its input quantizer")
-    return Network(b.input, tuple(b.layers))
+        self.last_op = op
+
+    def finish(self) -> Network:
+        graph_out = self.model.graph.output[0].name
+        produced = self.pending[-1].output[0] if self.pending else self.live
+        if produced != graph_out:
+            raise BadInput(f"graph output {graph_out} is not produced by the chain of layers ending at {produced}")
+        if self.input is None or not self.layers:
+            raise BadInput("model has no fixed-point layers (no MatMul or Gemm after the input)")
+        postprocess = tuple(self.float_ops())
+        if postprocess and isinstance(self.layers[-1], Softmax):
+            raise BadInput("float ops after a Softmax are not supported")
+        return Network(self.input, tuple(self.layers), tuple(self.preprocess), postprocess)
 
 
 def network_from_qonnx(path: Path, input_type: FixedType | None = None) -> Network:
     """Read a QONNX file into the exact IR; ``input_type`` is used only if the model has no input Quant."""
-    return _walk(load_qonnx(path), input_type)
+    model = load_qonnx(path)
+    b = _Builder(model, input_type)
+    for node in model.graph.node:
+        b.visit(node)
+    return b.finish()

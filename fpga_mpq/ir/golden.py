@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fpga_mpq.errors import BadInput
-from fpga_mpq.ir.network import Activation, Dense, Network, Softmax
+from fpga_mpq.ir.network import Activation, Dense, Network, Softmax, Threshold
+from fpga_mpq.ir.tabulate import apply_threshold
 from fpga_mpq.ir.types import quantize_float, requantize, to_float
 
 
@@ -22,6 +23,7 @@ class Trace:
     mantissas: tuple[np.ndarray, ...]
     fracs: tuple[int, ...]
     softmax: np.ndarray | None  # float64 probabilities when the network ends in a softmax
+    postprocessed: np.ndarray | None  # float32, when host-side float ops follow the last tensor
 
     @property
     def logits(self) -> np.ndarray:
@@ -30,18 +32,34 @@ class Trace:
 
     @property
     def output(self) -> np.ndarray:
-        return self.softmax if self.softmax is not None else self.logits
+        """What the QONNX graph outputs: softmax, post-processed floats, or the last tensor."""
+        if self.softmax is not None:
+            return self.softmax
+        return self.postprocessed if self.postprocessed is not None else self.logits
 
 
-def quantize_input(net: Network, x: np.ndarray) -> np.ndarray:
-    """Check the batch shape and cast it to the input type (mantissas)."""
-    x = np.asarray(x)
+def host_input(net: Network, x: np.ndarray) -> np.ndarray:
+    """The float32 values the hardware's input port receives: after the host-side float ops
+    (and, for a bipolar input quantizer, after its sign); the cast to the input type is the
+    hardware's."""
+    x = np.asarray(x, dtype=np.float32)
     if x.ndim == 1:
         x = x[None, :]
     x = x.reshape(len(x), -1)
     if x.shape[1] != net.input.n:
         raise BadInput(f"input has {x.shape[1]} features per sample, the model expects {net.input.n}")
-    return quantize_float(x, net.input.out)
+    if not np.all(np.isfinite(x)):
+        raise BadInput("input holds NaN or infinite values")
+    for op in net.preprocess:
+        x = op(x)
+    if net.input.bipolar:
+        x = np.where(x >= 0, np.float32(1), np.float32(-1)) * np.float32(2.0**-net.input.out.frac)
+    return x
+
+
+def quantize_input(net: Network, x: np.ndarray) -> np.ndarray:
+    """Check the batch shape and cast it to the input type (mantissas)."""
+    return quantize_float(host_input(net, x), net.input.out)
 
 
 def _dense(layer: Dense, m: np.ndarray) -> np.ndarray:
@@ -68,10 +86,17 @@ def run(net: Network, x: np.ndarray) -> Trace:
             if layer.relu:
                 m = np.maximum(m, 0)
             m = requantize(m, layer.in_type.frac, layer.out)
+        elif isinstance(layer, Threshold):
+            m = apply_threshold(layer, m)
         elif isinstance(layer, Softmax):
             softmax = _softmax(to_float(m, layer.in_type.frac))
             continue
         names.append(layer.name)
         outs.append(m)
         fracs.append(layer.out.frac)
-    return Trace(tuple(names), tuple(outs), tuple(fracs), softmax)
+    post = None
+    if net.postprocess:
+        post = to_float(m, fracs[-1]).astype(np.float32)
+        for op in net.postprocess:
+            post = op(post)
+    return Trace(tuple(names), tuple(outs), tuple(fracs), softmax, post)

@@ -21,6 +21,7 @@ class InputQuant:
     n: int
     out: FixedType
     from_model: bool  # False when the model had no input quantizer and the type was declared
+    bipolar: bool = False  # BipolarQuant: sign(x), x >= 0 -> +1; the host applies it
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,41 @@ class Activation:
 
 
 @dataclass(frozen=True)
+class Threshold:
+    """Any monotone-per-channel requantisation (BatchNorm, scale Mul/Div/Sub, float-scale or bipolar
+    quantizers) as exact integer thresholds on the accumulator, FINN-style.
+
+    Channel ``c`` outputs ``values[c, k]`` where ``k`` counts the thresholds ``t <= x`` in
+    ``thresholds[c]`` (ascending). Tabulated from qonnx's own execution, so exact by construction.
+    """
+
+    name: str
+    in_type: FixedType
+    thresholds: np.ndarray  # int64 (n, k) mantissas of in_type, ascending per row
+    values: np.ndarray  # int64 (n, k + 1) mantissas of out
+    out: FixedType
+
+    @property
+    def n_out(self) -> int:
+        return self.thresholds.shape[0]
+
+
+@dataclass(frozen=True)
+class FloatOp:
+    """An elementwise float32 op with a constant, run on the host before the input quantizer or
+    after the last fixed-point tensor, exactly as ONNX runs it (IEEE float32, correctly rounded)."""
+
+    op: str  # Add, Sub, Mul, Div
+    const: np.ndarray  # float32, broadcastable
+    const_first: bool  # Sub(c, x) / Div(c, x)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        a, b = (self.const, x) if self.const_first else (x, self.const)
+        fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[self.op]
+        return fn(a.astype(np.float32), b.astype(np.float32)).astype(np.float32)
+
+
+@dataclass(frozen=True)
 class Softmax:
     """Final softmax: not fixed-point exact in any tool; compared with a stated tolerance."""
 
@@ -72,20 +108,22 @@ class Softmax:
         return self.n
 
 
-Layer = Dense | Activation | Softmax
+Layer = Dense | Activation | Threshold | Softmax
 
 
 @dataclass(frozen=True)
 class Network:
     input: InputQuant
     layers: tuple[Layer, ...]
+    preprocess: tuple[FloatOp, ...] = ()  # host-side, before the input quantizer
+    postprocess: tuple[FloatOp, ...] = ()  # host-side, after the last fixed-point tensor
 
     @property
     def n_out(self) -> int:
         return self.layers[-1].n_out
 
     @property
-    def exact_layers(self) -> tuple[Dense | Activation, ...]:
+    def exact_layers(self) -> tuple[Dense | Activation | Threshold, ...]:
         """The layers whose outputs are fixed point (everything before a final softmax)."""
         return tuple(la for la in self.layers if not isinstance(la, Softmax))
 

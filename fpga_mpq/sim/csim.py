@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from fpga_mpq.errors import BadInput
-from fpga_mpq.ir.golden import Trace, run
+from fpga_mpq.ir.golden import Trace, host_input, run
 from fpga_mpq.ir.network import Network
 from fpga_mpq.tools import run_tool
 
@@ -54,7 +54,7 @@ def _write_rows(path: Path, rows: np.ndarray) -> None:
 def write_testbench_data(net: Network, x: np.ndarray, tb: Path) -> Trace:
     """Write inputs (float32 values, printed exactly) and the golden model's outputs for the testbench."""
     trace = run(net, x)
-    _write_rows(tb / "inputs.txt", np.asarray(x, dtype=np.float32).reshape(len(x), -1))
+    _write_rows(tb / "inputs.txt", host_input(net, x))
     _write_rows(tb / "golden_outputs.txt", trace.logits)
     if trace.softmax is not None:
         _write_rows(tb / "golden_softmax.txt", trace.softmax)

@@ -1,0 +1,56 @@
+"""Gemm -> MatMul (+ Add for the bias), transposing a ``transB`` weight at its float source."""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper, numpy_helper
+
+from fpga_mpq.errors import BadInput
+from fpga_mpq.ir.passes.base import consumers
+from fpga_mpq.ir.quant_nodes import QUANT_OPS, attr
+
+
+def _transpose_weight(model, gemm, name: str) -> str:
+    """Transpose the float initializer behind ``name`` (directly, or under a Quant used only here)."""
+    producer = model.find_producer(name)
+    if producer is None:
+        source = name
+    elif producer.op_type in QUANT_OPS and len(consumers(model, name)) == 1:
+        source = producer.input[0]
+        scale = model.get_initializer(producer.input[1])
+        if scale is not None and scale.ndim == 2:  # per-channel scale follows the weight
+            model.set_initializer(producer.input[1], np.ascontiguousarray(scale.T))
+    else:
+        raise BadInput(f"node {gemm.name}: transB weight {name} is not a constant")
+    value = model.get_initializer(source)
+    if value is None or len(consumers(model, source)) != 1:
+        raise BadInput(f"node {gemm.name}: transB weight {name} is not a constant used only here")
+    model.graph.initializer.remove(next(i for i in model.graph.initializer if i.name == source))
+    model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(value.T), source))
+    if producer is not None:
+        model.set_tensor_shape(name, list(value.T.shape))
+    return name
+
+
+class GemmToMatMul:
+    """Works with and without a bias input (qonnx's own GemmToMatMul fails without one)."""
+
+    def apply(self, model):
+        for idx, node in enumerate(model.graph.node):
+            if node.op_type != "Gemm":
+                continue
+            if attr(node, "transA", 0) or attr(node, "alpha", 1.0) != 1.0 or attr(node, "beta", 1.0) != 1.0:
+                raise BadInput(f"node {node.name}: Gemm with transA, alpha or beta != 1 is not supported")
+            weight = node.input[1]
+            if attr(node, "transB", 0):
+                weight = _transpose_weight(model, node, weight)
+            has_bias = len(node.input) > 2 and node.input[2] != ""
+            mm_out = f"{node.output[0]}_matmul" if has_bias else node.output[0]
+            new = [helper.make_node("MatMul", [node.input[0], weight], [mm_out], name=node.name)]
+            if has_bias:
+                new.append(helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]], name=f"{node.name}_bias"))
+            model.graph.node.remove(node)
+            for offset, n in enumerate(new):
+                model.graph.node.insert(idx + offset, n)
+            return model, True
+        return model, False

@@ -1,0 +1,91 @@
+"""Turn a chain of float ops ending in a quantizer into exact integer thresholds.
+
+Between a fixed-point tensor and the next quantizer QONNX graphs hold float arithmetic
+(BatchNormalization, scale Mul/Div, Sub, Relu) that no fixed-point type reproduces bit for bit.
+But the chain's input takes finitely many values (every mantissa of its type), so we execute the
+chain with qonnx itself on all of them, per channel, and record where the output steps. The
+result is exact against qonnx by construction, whatever the float rounding inside the chain.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from fpga_mpq.errors import BadInput
+from fpga_mpq.ir.network import Threshold
+from fpga_mpq.ir.types import FixedType, type_for_range
+
+MAX_TABLE_ROWS = 1 << 20  # inputs tabulated per channel
+MAX_STEPS = 1024  # thresholds per channel
+FLOAT32_EXACT_BITS = 24
+
+
+def _subgraph(model, nodes: list, in_name: str, rows: int, n: int):
+    """A standalone model of ``nodes`` with input ``in_name`` of shape (rows, n)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    needed = {i for node in nodes for i in node.input}
+    inits = [init for init in model.graph.initializer if init.name in needed]
+    out = nodes[-1].output[0]
+    graph = helper.make_graph(
+        nodes,
+        "requant",
+        [helper.make_tensor_value_info(in_name, TensorProto.FLOAT, [rows, n])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+        initializer=inits,
+    )
+    proto = helper.make_model(graph, opset_imports=list(model.model.opset_import))
+    proto.ir_version = min(model.model.ir_version, 10)
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    sub = ModelWrapper(onnx.load_from_string(proto.SerializeToString()))
+    return sub.transform(InferShapes()), out
+
+
+def tabulate(model, nodes: list, in_name: str, in_type: FixedType, n: int, out_frac: int) -> Threshold:
+    """Execute ``nodes`` on every value of ``in_type`` for ``n`` channels; return the thresholds."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    name = nodes[-1].name
+    rows = in_type.max_int - in_type.min_int + 1
+    if rows > MAX_TABLE_ROWS or in_type.width > FLOAT32_EXACT_BITS:
+        raise BadInput(
+            f"node {name}: its input {in_type} has {rows} values, too many to tabulate the float ops "
+            f"{[nd.op_type for nd in nodes[:-1]]} exactly (limit {MAX_TABLE_ROWS})"
+        )
+    mantissas = np.arange(in_type.min_int, in_type.max_int + 1, dtype=np.int64)
+    x = np.ldexp(mantissas.astype(np.float64), -in_type.frac).astype(np.float32)
+    sub, out = _subgraph(model, nodes, in_name, rows, n)
+    try:
+        y = execute_onnx(sub, {in_name: np.repeat(x[:, None], n, axis=1)})[out]
+    except Exception as e:
+        raise BadInput(f"node {name}: qonnx cannot execute the ops before it: {e}") from None
+    y = np.asarray(y, dtype=np.float64).reshape(rows, n)
+    m = np.ldexp(y, out_frac)
+    if not np.all(np.isfinite(m)) or np.any(m != np.round(m)):
+        raise BadInput(f"node {name}: output is not on the quantizer's grid")
+    m = m.astype(np.int64)
+    steps = m[1:] != m[:-1]
+    k = int(steps.sum(axis=0).max())
+    if k > MAX_STEPS:
+        raise BadInput(f"node {name}: requantisation has {k} steps per channel, more than {MAX_STEPS}")
+    thresholds = np.full((n, k), in_type.max_int, dtype=np.int64)  # padding: only reached at the top value
+    values = np.empty((n, k + 1), dtype=np.int64)
+    for c in range(n):
+        starts = np.nonzero(steps[:, c])[0] + 1
+        thresholds[c, : len(starts)] = mantissas[starts]
+        values[c, : len(starts) + 1] = m[np.r_[0, starts], c]
+        values[c, len(starts) + 1 :] = m[-1, c]
+    out_type = type_for_range(int(min(values.min(), 0)), int(max(values.max(), 0)), out_frac)
+    return Threshold(name, in_type, thresholds, values, out_type)
+
+
+def apply_threshold(layer: Threshold, m: np.ndarray) -> np.ndarray:
+    """Golden-model semantics: per channel, count thresholds <= x and look the value up."""
+    out = np.empty_like(m)
+    for c in range(layer.n_out):
+        idx = np.searchsorted(layer.thresholds[c], m[:, c], side="right")
+        out[:, c] = layer.values[c, idx]
+    return out
