@@ -1,12 +1,20 @@
-"""Fixtures shared by tests/ and hw_tests/."""
+"""Fixtures and hypothesis strategies shared by tests/ and hw_tests/."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import assume
+from hypothesis import strategies as st
+
+from fpga_mpq.errors import BadInput
+from fpga_mpq.testing import ROUNDING_MODES, LayerDraw, MlpDraw, QuantSpec, save_mlp
 
 ZOO = Path(__file__).resolve().parent / "tests" / "data" / "qonnx_zoo"  # copied from the public zoo, see SOURCES.md
+FUZZ = os.environ.get("MPQ_FUZZ") == "1"  # `make fuzz`: many more examples
+ACC_BITS = 16  # drawn networks keep accumulators this narrow: qonnx's float32 MatMul stays exact
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +36,44 @@ def default_onnx(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("default") / "model.onnx"
     export_qonnx_file(model, 64, path)
     return path
+
+
+@st.composite
+def quant_specs(draw, max_bits: int = 16, weight: bool = False) -> QuantSpec:
+    bits = draw(st.integers(1, max(1, max_bits)))
+    signed = True if weight else draw(st.booleans())
+    narrow = draw(st.booleans()) if bits > 1 else False
+    return QuantSpec(bits, draw(st.integers(-2, bits + 2)), signed, narrow, draw(st.sampled_from(ROUNDING_MODES)))
+
+
+@st.composite
+def mlps(draw, max_units: int = 64) -> MlpDraw:
+    """1-4 layers, widths 1-64, bit-widths 1-16 with accumulators kept within ACC_BITS."""
+    n_in = draw(st.integers(1, 16))
+    inp = draw(quant_specs(max_bits=8))
+    layers, fan_in, act_bits = [], n_in, inp.bits
+    for _ in range(draw(st.integers(1, 4))):
+        units = draw(st.integers(1, max_units))
+        budget = ACC_BITS - act_bits - max(fan_in - 1, 1).bit_length() - 1
+        w = draw(quant_specs(max_bits=max(1, min(16, budget)), weight=True))
+        per_channel = draw(st.booleans())
+        bias = None
+        if draw(st.booleans()):
+            frac = inp.frac + w.frac + draw(st.integers(-3, 0))
+            bias = QuantSpec(draw(st.integers(2, 8)), frac, True, False, draw(st.sampled_from(ROUNDING_MODES)))
+        act = draw(quant_specs(max_bits=8))
+        layers.append(LayerDraw(units, w, per_channel, bias, draw(st.booleans()), act))
+        fan_in, act_bits = units, act.bits
+    return MlpDraw(n_in, inp, tuple(layers), draw(st.integers(0, 2**16)))
+
+
+def lower(draw: MlpDraw, path: Path):
+    """The IR of a drawn network; draws whose requantisation is too wide to tabulate are skipped."""
+    from fpga_mpq.ir.from_qonnx import network_from_qonnx
+
+    save_mlp(draw, path)
+    try:
+        return network_from_qonnx(path)
+    except BadInput as e:
+        assume("tabulate" not in str(e))
+        raise

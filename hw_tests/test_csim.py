@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -63,11 +64,9 @@ def test_a_corrupted_weight_file_is_caught_with_exit_1(default_flow, tmp_path, c
     """The comparison is not vacuous: negated weights in the last layer must show as mismatches."""
     api.generate(Path(default_flow["onnx"]), tmp_path / "prj")
     weights = tmp_path / "prj" / "firmware" / "weights" / "w6.h"  # the last Dense layer
-    text = weights.read_text()
-    head, body = text.split("{\n", 1)
-    body, tail = body.split("};", 1)
-    negated = ", ".join(f"-({v.strip()})" for v in body.replace("\n", "").split(",") if v.strip())
-    weights.write_text(f"{head}{{\n{negated}\n}};{tail}")
+    head, values, tail = re.split(r"(?<=W6_VALUES \\\n)|(?=\n\n#ifdef)", weights.read_text())
+    negated = re.sub(r"(-?[0-9.]+)", r"-(\1)", values)
+    weights.write_text(head + negated + tail)
     code = main(["csim", str(tmp_path / "prj"), "--random", "200", "--json"])
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert code == 1

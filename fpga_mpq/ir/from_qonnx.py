@@ -168,13 +168,12 @@ class _Builder:
     def on_input_quant(self, node, q) -> None:
         self.preprocess.extend(self.float_ops())
         self.pending = []
-        if q.bipolar:
-            t, bipolar = FixedType(True, 2, 2 - q.frac), True
-        else:
-            t, bipolar = q.fixed_type(), False
-            if t is None:
-                raise BadInput(f"node {node.name}: input quantizer with rounding {q.mode} is not supported")
-        self.input = InputQuant(node.name, self.n_in, t, from_model=True, bipolar=bipolar)
+        cast = q.fixed_type()
+        if cast is not None:
+            self.input = InputQuant(node.name, self.n_in, cast, from_model=True)
+        else:  # bipolar, CEIL/UP or unsigned narrow: the host quantizes, the hardware takes the grid values
+            grid = type_for_range(*q.int_range, q.frac)
+            self.input = InputQuant(node.name, self.n_in, grid, from_model=True, host_quant=q)
         self.live = node.output[0]
 
     def on_matmul(self, node, weight: tuple[np.ndarray, FixedType], bias) -> None:

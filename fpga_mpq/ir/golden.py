@@ -39,9 +39,8 @@ class Trace:
 
 
 def host_input(net: Network, x: np.ndarray) -> np.ndarray:
-    """The float32 values the hardware's input port receives: after the host-side float ops
-    (and, for a bipolar input quantizer, after its sign); the cast to the input type is the
-    hardware's."""
+    """The float32 values the hardware's input port receives: after the host-side float ops (and
+    the input quantizer, when no ap_fixed cast implements it); otherwise the cast is the hardware's."""
     x = np.asarray(x, dtype=np.float32)
     if x.ndim == 1:
         x = x[None, :]
@@ -52,8 +51,8 @@ def host_input(net: Network, x: np.ndarray) -> np.ndarray:
         raise BadInput("input holds NaN or infinite values")
     for op in net.preprocess:
         x = op(x)
-    if net.input.bipolar:
-        x = np.where(x >= 0, np.float32(1), np.float32(-1)) * np.float32(2.0**-net.input.out.frac)
+    if net.input.host_quant is not None:
+        x = np.asarray(net.input.host_quant.apply(x), dtype=np.float32)
     return x
 
 

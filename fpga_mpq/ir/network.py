@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fpga_mpq.ir.quant_nodes import QuantParams
 from fpga_mpq.ir.types import FixedType, type_for_range
 
 
@@ -21,7 +22,7 @@ class InputQuant:
     n: int
     out: FixedType
     from_model: bool  # False when the model had no input quantizer and the type was declared
-    bipolar: bool = False  # BipolarQuant: sign(x), x >= 0 -> +1; the host applies it
+    host_quant: QuantParams | None = None  # a quantizer no ap_fixed cast implements: the host applies it
 
 
 @dataclass(frozen=True)

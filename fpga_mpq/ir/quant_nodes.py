@@ -37,6 +37,24 @@ class QuantParams:
     def frac(self) -> int:
         return int(self.fracs.max())
 
+    @property
+    def int_range(self) -> tuple[int, int]:
+        if self.bipolar:
+            return -1, 1
+        if not self.signed:
+            return 0, 2**self.width - 1 - int(self.narrow)
+        return -(2 ** (self.width - 1)) + int(self.narrow), 2 ** (self.width - 1) - 1
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """qonnx's own float32 semantics of this quantizer (per-tensor)."""
+        from qonnx.custom_op.general.bipolar_quant import binary_quant
+        from qonnx.custom_op.general.intquant import int_quant
+
+        scale = np.float32(2.0**-self.frac)
+        if self.bipolar:
+            return binary_quant(x, scale).astype(np.float32)
+        return int_quant(x, scale, np.float32(0), np.float32(self.width), self.signed, self.narrow, self.mode)
+
     def fixed_type(self) -> FixedType | None:
         """The ap_fixed type that implements this quantizer as a plain cast, if one exists."""
         if self.bipolar or not self.per_tensor or self.mode not in QONNX_ROUNDING:
