@@ -114,9 +114,12 @@ def load_project_network(prj: Path) -> Network:
     return _load_network(prj / PROJECT_MODEL, _type_from_json(meta["input_type"]))
 
 
-def csim(prj: Path, data: Path | None = None, random: int | None = None, seed: int = 0) -> dict:
-    """C-simulate a project on the test set (or ``random`` inputs) and compare bit for bit."""
+def csim(prj: Path, data: Path | None = None, random: int | None = None, seed: int = 0, trace: bool = False) -> dict:
+    """C-simulate a project on the test set (or ``random`` inputs) and compare bit for bit;
+    ``trace`` compares every layer's output too, so a mismatch names the layer it starts in."""
     net = load_project_network(prj)
+    if trace and json.loads((Path(prj) / PROJECT_META).read_text())["config"]["io"] != "parallel":
+        raise BadInput("--trace needs a project generated with --io parallel")
     if random is not None:
         if random < 1:
             raise BadInput(f"--random {random}: needs at least one sample")
@@ -127,13 +130,16 @@ def csim(prj: Path, data: Path | None = None, random: int | None = None, seed: i
             raise BadInput(
                 f"the model expects {net.input.n} input features, the data has {x.shape[1]}: pass --data or --random N"
             )
-    result = csim_project(Path(prj), net, x)
+    result = csim_project(Path(prj), net, x, trace_layers=trace)
     summary = {
         "samples": result.samples,
         "outputs": result.outputs,
         "mismatches": result.mismatches,
         "first_mismatch": result.first_mismatch,
     }
+    if result.layers is not None:
+        summary["layers"] = result.layers
+        summary["first_differing_layer"] = next((la["layer"] for la in result.layers if la["mismatches"]), None)
     if result.softmax_tolerance is not None:
         summary |= {
             "softmax_max_abs_error": result.softmax_max_abs_error,

@@ -26,6 +26,14 @@ def _hls_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top", default=HlsConfig.top, help="name of the top function")
 
 
+def _ap_type(text: str):
+    """argparse reports ArgumentTypeError as a usage error (exit 2) naming the option."""
+    try:
+        return parse_ap(text)
+    except BadInput as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _hls_config(a: argparse.Namespace) -> HlsConfig:
     return HlsConfig(a.backend, a.part, a.clock, a.reuse_factor, a.io, a.top)
 
@@ -54,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     c = cmd("generate", "QONNX -> HLS project (Vivado HLS / Vitis HLS, g++ C-sim)")
     c.add_argument("model", type=Path)
     c.add_argument("-o", "--out", type=Path, required=True)
-    c.add_argument("--input-type", type=parse_ap, help="hardware input type when the model has no input Quant")
+    c.add_argument("--input-type", type=_ap_type, help="hardware input type when the model has no input Quant")
     _hls_args(c)
 
     c = cmd("csim", "build and run the C simulation, compare bit for bit with the golden model")
@@ -62,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--data", type=Path)
     c.add_argument("--random", type=int, help="N random inputs across the input type's range")
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--trace", action="store_true", help="compare every layer's output (io parallel)")
 
     c = cmd("flow", "train, export, generate and C-simulate into one folder")
     c.add_argument("-o", "--out", type=Path, default=Path("out/flow"))
@@ -81,7 +90,7 @@ def _run(a: argparse.Namespace) -> dict:
     if a.command == "generate":
         return api.generate(a.model, a.out, _hls_config(a), a.input_type)
     if a.command == "csim":
-        return api.csim(a.project, a.data, a.random, a.seed)
+        return api.csim(a.project, a.data, a.random, a.seed, a.trace)
     return api.flow(a.out, a.spec, a.data, _hls_config(a), a.epochs, a.seed)
 
 

@@ -60,17 +60,32 @@ def test_io_stream_projects_are_bit_exact(default_flow, zoo, tmp_path):
     assert jet["mismatches"] == 0 and jet["softmax_out_of_tolerance"] == 0
 
 
+def _negate_weights(prj: Path, name: str) -> None:
+    """Corrupt one generated weight array: every value negated."""
+    path = prj / "firmware" / "weights" / f"{name}.h"
+    head, values, tail = re.split(rf"(?<={name.upper()}_VALUES \\\n)|(?=\n\n#ifdef)", path.read_text())
+    path.write_text(head + re.sub(r"(-?[0-9.]+)", r"-(\1)", values) + tail)
+
+
 def test_a_corrupted_weight_file_is_caught_with_exit_1(default_flow, tmp_path, capsys):
     """The comparison is not vacuous: negated weights in the last layer must show as mismatches."""
     api.generate(Path(default_flow["onnx"]), tmp_path / "prj")
-    weights = tmp_path / "prj" / "firmware" / "weights" / "w6.h"  # the last Dense layer
-    head, values, tail = re.split(r"(?<=W6_VALUES \\\n)|(?=\n\n#ifdef)", weights.read_text())
-    negated = re.sub(r"(-?[0-9.]+)", r"-(\1)", values)
-    weights.write_text(head + negated + tail)
+    _negate_weights(tmp_path / "prj", "w6")  # the last Dense layer
     code = main(["csim", str(tmp_path / "prj"), "--random", "200", "--json"])
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert code == 1
     assert '"mismatches": 0' not in summary["error"]
+
+
+def test_trace_names_the_first_differing_layer(default_onnx, tmp_path, capsys):
+    api.generate(default_onnx, tmp_path / "prj")
+    clean = api.csim(tmp_path / "prj", random=100, trace=True)
+    assert len(clean["layers"]) == 6 and all(la["mismatches"] == 0 for la in clean["layers"])
+    _negate_weights(tmp_path / "prj", "w4")  # the second Dense layer
+    assert main(["csim", str(tmp_path / "prj"), "--random", "100", "--trace", "--json"]) == 1
+    summary = json.loads(json.loads(capsys.readouterr().out.splitlines()[-1])["error"])
+    assert summary["first_differing_layer"] == clean["layers"][2]["layer"]
+    assert [la["mismatches"] == 0 for la in summary["layers"][:2]] == [True, True]
 
 
 @pytest.mark.parametrize("name", ["TFC_2W2A.onnx", "TFC_1W1A.onnx"])

@@ -23,7 +23,7 @@ HLS4ML_VIVADO = Path(hls4ml.__file__).parent / "templates" / "vivado"
 SOFTMAX_TYPE = FixedType(False, 18, 1, Rounding.RND, Overflow.SAT)
 SOFTMAX_TOLERANCE = 0.02  # absolute, per probability: hls4ml's 1024-entry exp / inverse tables
 BACKENDS = {"vivado": ("vivado_hls", "Vivado HLS"), "vitis": ("vitis_hls", "Vitis HLS")}
-STATIC_HEADERS = ("mpq_threshold.h", "mpq_weights.h")  # our own HLS C++, copied verbatim
+STATIC_HEADERS = ("mpq_threshold.h", "mpq_trace.h", "mpq_weights.h")  # our own HLS C++, copied verbatim
 IO_TYPES = {"parallel": "io_parallel", "stream": "io_stream"}
 
 

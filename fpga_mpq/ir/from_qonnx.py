@@ -48,15 +48,38 @@ def load_qonnx(path: Path):
     if not proto.graph.node:
         raise BadInput(f"model file {path} is not a valid ONNX model: the graph has no nodes")
     raw = ModelWrapper(proto)
-    for i, node in enumerate(raw.graph.node):  # before cleanup: its shape inference fails on bad values
-        node.name = node.name or f"{node.op_type}_{i}"
-        if node.op_type in QUANT_OPS and all(raw.get_initializer(x) is not None for x in node.input[1:]):
-            quant_params(raw, node)
+    _check_before_cleanup(raw)
     try:
         model = cleanup_model(raw)
     except Exception as e:
         raise BadInput(f"model file {path}: qonnx cannot clean the graph: {str(e).splitlines()[0]}") from None
     return run_passes(model, LOWERING)
+
+
+def _check_before_cleanup(model) -> None:
+    """Errors qonnx's cleanup would report obscurely (or not at all): cycles and bad quantizers."""
+    inits = {i.name for i in model.graph.initializer}
+    for i, node in enumerate(model.graph.node):
+        node.name = node.name or f"{node.op_type}_{i}"
+    known = inits | {i.name for i in model.graph.input}
+    remaining = list(model.graph.node)
+    while remaining:  # Kahn's algorithm: what never becomes ready sits on a cycle
+        ready = [n for n in remaining if all(x in known or x == "" for x in n.input)]
+        if not ready:
+            missing = sorted({x for n in remaining for x in n.input if x and x not in known})
+            produced = {o for n in remaining for o in n.output}
+            if any(x not in produced for x in missing):
+                name = next(x for x in missing if x not in produced)
+                raise BadInput(f"tensor {name} is used but neither an input, an initializer nor produced by a node")
+            raise BadInput(f"the graph has a cycle through node {remaining[0].name} ({remaining[0].op_type})")
+        for n in ready:
+            known.update(n.output)
+            remaining.remove(n)
+    for node in model.graph.node:
+        if node.op_type in QUANT_OPS and all(model.get_initializer(x) is not None for x in node.input[1:]):
+            q = quant_params(model, node)
+            if node.input[0] not in inits and not q.per_tensor:
+                raise BadInput(f"node {node.name}: per-channel activation scales are not supported")
 
 
 class _Builder:

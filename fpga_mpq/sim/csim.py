@@ -23,6 +23,7 @@ class CsimResult:
     softmax_max_abs_error: float | None
     softmax_tolerance: float | None
     softmax_out_of_tolerance: int | None
+    layers: list[dict] | None = None  # with --trace: mismatches per layer, in order
 
     @property
     def ok(self) -> bool:
@@ -69,22 +70,47 @@ def _read_rows(path: Path, n_cols: int) -> np.ndarray:
     return arr
 
 
-def csim_project(prj: Path, net: Network, x: np.ndarray, timeout: float = 900) -> CsimResult:
-    """Compile and run the project's testbench on ``x``; compare outputs bit for bit."""
+def _mantissas(values: np.ndarray, frac: int) -> np.ndarray:
+    """C-sim values back to mantissas; off-grid values become NaN and never match."""
+    scaled = np.ldexp(values, frac)  # exact: printed with 17 significant digits
+    return np.where(scaled == np.round(scaled), scaled, np.nan)
+
+
+def _compare_layers(path: Path, trace: Trace) -> list[dict]:
+    """Per-layer mismatch counts from the testbench's trace file, in network order."""
+    names, lines = trace.names[1:], path.read_text().splitlines() if path.is_file() else []
+    if len(lines) != len(names) * len(trace.mantissas[0]):
+        raise BadInput(f"C simulation trace has {len(lines)} lines, expected {len(names)} per sample")
+    report = []
+    for k, name in enumerate(names):
+        rows = [line.split()[1:] for line in lines[k :: len(names)]]
+        got = _mantissas(np.array(rows, dtype=np.float64), trace.fracs[k + 1])
+        bad = np.argwhere(got != trace.mantissas[k + 1])
+        entry = {"layer": name, "mismatches": len(bad)}
+        if len(bad):
+            entry["first"] = {"sample": int(bad[0][0]), "output": int(bad[0][1])}
+        report.append(entry)
+    return report
+
+
+def csim_project(
+    prj: Path, net: Network, x: np.ndarray, timeout: float = 900, trace_layers: bool = False
+) -> CsimResult:
+    """Compile and run the project's testbench on ``x``; compare outputs (and with
+    ``trace_layers`` every layer's output, io_parallel) bit for bit."""
     prj = Path(prj)
     trace = write_testbench_data(net, x, prj / "tb")
-    build = run_tool(["make", "-s", "build/csim"], prj, prj / "report" / "csim_build.log", timeout)
+    binary = "build/csim_trace" if trace_layers else "build/csim"
+    build = run_tool(["make", "-s", binary], prj, prj / "report" / "csim_build.log", timeout)
     if build.returncode != 0:
         raise BadInput(f"C simulation did not compile; see {prj / 'report' / 'csim_build.log'}")
-    sim = run_tool(["./build/csim", "tb"], prj, prj / "report" / "csim_run.log", timeout)
+    sim = run_tool([f"./{binary}", "tb"], prj, prj / "report" / "csim_run.log", timeout)
     if sim.returncode not in (0, 1):
         raise BadInput(f"C simulation failed (exit {sim.returncode}); see {prj / 'report' / 'csim_run.log'}")
     got = _read_rows(prj / "tb" / "csim_outputs.txt", net.n_out)
     if len(got) != len(x):
         raise BadInput(f"C simulation produced {len(got)} rows for {len(x)} inputs")
-    scaled = np.ldexp(got, trace.fracs[-1])  # exact: printed with 17 significant digits
-    got_m = np.where(scaled == np.round(scaled), scaled, np.nan)  # off-grid values never match
-    diff = np.argwhere(got_m != trace.mantissas[-1])
+    diff = np.argwhere(_mantissas(got, trace.fracs[-1]) != trace.mantissas[-1])
     first = None
     if len(diff):
         i, j = map(int, diff[0])
@@ -96,6 +122,7 @@ def csim_project(prj: Path, net: Network, x: np.ndarray, timeout: float = 900) -
         p = _read_rows(prj / "tb" / "csim_softmax.txt", net.n_out)
         err = np.abs(p - trace.softmax)
         soft_err, tol, soft_bad = float(err.max()), SOFTMAX_TOLERANCE, int((err > SOFTMAX_TOLERANCE).sum())
-    result = CsimResult(len(x), int(got.size), len(diff), first, soft_err, tol, soft_bad)
+    layers = _compare_layers(prj / "tb" / "trace.txt", trace) if trace_layers else None
+    result = CsimResult(len(x), int(got.size), len(diff), first, soft_err, tol, soft_bad, layers)
     (prj / "report" / "csim.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
     return result
