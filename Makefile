@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test bench fuzz lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,15 @@ demo: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
+
+# Speed targets, measured side by side with the peer in one run (never timed unit tests).
+bench: install
+	cd bench && ../$(BIN)/python bench_golden.py
+	cd bench && ../$(BIN)/python bench_build.py
+
+# Property tests with many more random networks (600 golden-vs-qonnx, 150 through C simulation).
+fuzz: install
+	MPQ_FUZZ=1 $(BIN)/pytest -q tests/test_property.py hw_tests/test_property_csim.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -61,9 +61,15 @@ def quantize_input(net: Network, x: np.ndarray) -> np.ndarray:
     return quantize_float(host_input(net, x), net.input.out)
 
 
+FLOAT64_EXACT_BITS = 50  # integer sums below 2**53 are exact in float64, whatever the summation order
+
+
 def _dense(layer: Dense, m: np.ndarray) -> np.ndarray:
     frac = layer.out.frac
-    acc = m @ layer.weight  # int64, exact: the accumulator type bounds every partial sum
+    if layer.out.width <= FLOAT64_EXACT_BITS:  # BLAS is ~50x faster than numpy's integer matmul
+        acc = (m.astype(np.float64) @ layer.weight.astype(np.float64)).astype(np.int64)
+    else:
+        acc = m @ layer.weight  # int64, exact: the accumulator type bounds every partial sum
     acc = acc << (frac - layer.in_type.frac - layer.weight_type.frac)
     return acc + (layer.bias << (frac - layer.bias_type.frac))
 

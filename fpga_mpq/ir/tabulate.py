@@ -84,8 +84,7 @@ def tabulate(model, nodes: list, in_name: str, in_type: FixedType, n: int, out_f
 
 def apply_threshold(layer: Threshold, m: np.ndarray) -> np.ndarray:
     """Golden-model semantics: per channel, count thresholds <= x and look the value up."""
-    out = np.empty_like(m)
-    for c in range(layer.n_out):
-        idx = np.searchsorted(layer.thresholds[c], m[:, c], side="right")
-        out[:, c] = layer.values[c, idx]
-    return out
+    idx = np.zeros(m.shape, dtype=np.int64)
+    for k in range(layer.thresholds.shape[1]):  # few thresholds; vectorised over samples and channels
+        idx += m >= layer.thresholds[:, k]
+    return layer.values[np.arange(layer.n_out), idx]

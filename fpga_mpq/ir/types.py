@@ -141,27 +141,28 @@ def requantize(m: np.ndarray, frac: int, t: FixedType) -> np.ndarray:
 
 def quantize_float(x: np.ndarray, t: FixedType) -> np.ndarray:
     """Cast real values to mantissas of ``t``; exact for float32/float64 input (power-of-two scaling)."""
-    v = np.ldexp(np.asarray(x, dtype=np.float64), t.frac)
+    v = np.asarray(x, dtype=np.float64) * 2.0**t.frac
     if not np.all(np.isfinite(v)):
         raise BadInput("input holds NaN or infinite values")
-    q = np.floor(v)
-    r = v - q  # exact: fraction of a double
-    if t.rounding is Rounding.TRN:
-        up = np.zeros(q.shape, dtype=bool)
+    if t.rounding is Rounding.RND_CONV:
+        q = np.rint(v)  # IEEE round-half-even
+    elif t.rounding is Rounding.TRN:
+        q = np.floor(v)
     elif t.rounding is Rounding.TRN_ZERO:
-        up = (r != 0) & (q < 0)
+        q = np.trunc(v)
     else:
+        q = np.floor(v)
+        r = v - q  # exact: fraction of a double
         above, tie = r > 0.5, r == 0.5
-        odd = np.mod(q, 2) == 1
-        up = {
+        q += {
             Rounding.RND: above | tie,
             Rounding.RND_MIN_INF: above,
-            Rounding.RND_CONV: above | (tie & odd),
             Rounding.RND_INF: above | (tie & (q >= 0)),
             Rounding.RND_ZERO: above | (tie & (q < 0)),
         }[t.rounding]
-    q = q + up
-    q = np.clip(q, -(2.0**62), 2.0**62)  # beyond any width; overflow handled below
+    if t.overflow in (Overflow.SAT, Overflow.SAT_SYM):
+        return np.clip(q, t.min_int, t.max_int).astype(np.int64)
+    q = np.clip(q, -(2.0**62), 2.0**62)  # beyond any width; WRAP / SAT_ZERO below
     return _overflow(q.astype(np.int64), t)
 
 

@@ -1,0 +1,40 @@
+"""Shared bench fixtures: the models compared, and a small table printer."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ZOO = ROOT / "tests" / "data" / "qonnx_zoo"
+
+
+def digits_model(workdir: Path) -> Path:
+    """The default-spec digits MLP (seeded), exported to QONNX: the same graph `make demo` builds."""
+    import torch
+
+    from fpga_mpq.export import export_qonnx_file
+    from fpga_mpq.models.mlp import QuantMLP
+    from fpga_mpq.models.spec import DEFAULT_SPEC
+
+    torch.manual_seed(0)
+    path = workdir / "digits.onnx"
+    export_qonnx_file(QuantMLP(DEFAULT_SPEC, 64).eval(), 64, path)
+    return path
+
+
+def models(workdir: Path) -> dict[str, Path]:
+    return {"TFC_2W2A": ZOO / "TFC_2W2A.onnx", "digits MLP": digits_model(workdir)}
+
+
+def print_table(headers: list[str], rows: list[list[object]]) -> None:
+    cells = [headers] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for k, row in enumerate(cells):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def scratch() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="mpq_bench_")
