@@ -197,7 +197,16 @@ def build_context(net: Network, cfg: HlsConfig, model_name: str) -> dict:
         "tool": tool,
         "tool_title": title,
         "model_name": model_name,
+        "preprocess": [_describe(op) for op in net.preprocess],
+        "postprocess": [_describe(op) for op in net.postprocess],
     }
+
+
+def _describe(op) -> str:
+    """A host-side float op for the project README, e.g. ``x * 2`` or ``1.5 - x``."""
+    sym = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/"}[op.op]
+    const = np.array2string(op.const.ravel()[:4], separator=", ") + ("..." if op.const.size > 4 else "")
+    return f"{const} {sym} x" if op.const_first else f"x {sym} {const}"
 
 
 def _env() -> jinja2.Environment:
