@@ -59,7 +59,10 @@ EDITS = {
     "inf weights": (lambda m: _set_init(m, "Quant_6_param0", np.full((16, 64), np.inf)), "NaN or infinite"),
     "zero scale": (lambda m: _set_init(m, "Quant_6_param1", 0.0), "finite and positive"),
     "negative scale": (lambda m: _set_init(m, "Quant_6_param1", -0.5), "finite and positive"),
-    "float scale": (lambda m: _set_init(m, "Quant_6_param1", 0.3), "not a power of two"),
+    "float scale into softmax": (
+        lambda m: _set_init(m, "Quant_0_param1", 0.3),
+        "a float-scaled tensor reaches the output without a quantizer",
+    ),
     "zero point": (lambda m: _set_init(m, "Quant_6_param2", 1.0), "non-zero zero point"),
     "softmax in the middle": (_softmax_in_the_middle, "Softmax is only supported as the last op"),
     "dynamic shape": (_dynamic_batch, "static shape"),

@@ -80,7 +80,6 @@ def _set_op(model, old, new):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda m: _set_init(m, "Quant_6_param1", 0.3), "not a power of two"),
         (lambda m: _set_init(m, "Quant_6_param1", 0.0), "finite and positive"),
         (lambda m: _set_init(m, "Quant_6_param3", 0.0), "bit width 0 is outside"),
         (lambda m: _set_init(m, "Quant_6_param3", 33.0), "bit width 33 is outside"),

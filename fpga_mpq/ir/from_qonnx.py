@@ -17,6 +17,7 @@ Anything else is rejected with the node's name.
 from __future__ import annotations
 
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,8 @@ import onnx
 from fpga_mpq.errors import BadInput
 from fpga_mpq.ir.network import Activation, Dense, FloatOp, InputQuant, Layer, Network, Softmax, accumulator_type
 from fpga_mpq.ir.passes import LOWERING, run_passes
-from fpga_mpq.ir.quant_nodes import QUANT_OPS, fold_constant, quant_params
-from fpga_mpq.ir.tabulate import tabulate
+from fpga_mpq.ir.quant_nodes import QUANT_OPS, FoldedConst, fold_constant, quant_params
+from fpga_mpq.ir.tabulate import exact_thresholds, tabulate
 from fpga_mpq.ir.types import FixedType, type_for_range
 
 ELEMENTWISE = ("Add", "Sub", "Mul", "Div")
@@ -103,6 +104,11 @@ class _Builder:
         self.preprocess: list[FloatOp] = []
         self.layers: list[Layer] = []
         self.pending: list = []  # float nodes after the last fixed-point tensor
+        # Float (non power-of-two) scales: real value = fixed-point value x extra[channel]; a bias
+        # on such a tensor cannot join the integer accumulator and waits for the next quantizer.
+        self.extra: np.ndarray | None = None  # Fraction per channel
+        self.real_bias: np.ndarray | None = None  # Fraction per channel
+        self.output_scale: np.float32 | None = None  # a float-scale output quantizer's scale
         self.last_op = ""
 
     # -- state ---------------------------------------------------------------
@@ -154,7 +160,7 @@ class _Builder:
         self.live, self.pending = self.pending[0].output[0], []
 
     # -- node handlers -------------------------------------------------------
-    def const(self, name: str, node) -> tuple[np.ndarray, FixedType]:
+    def const(self, name: str, node) -> FoldedConst:
         if name not in self.consts:
             raise BadInput(f"node {node.name}: input {name} is neither the activation nor a constant")
         folded = self.consts[name]
@@ -175,6 +181,9 @@ class _Builder:
         if self.input is None:
             self.on_input_quant(node, q)
             return
+        if self.extra is not None or self.real_bias is not None or not q.pow2:
+            self.on_float_scale_quant(node, q)
+            return
         cast = q.fixed_type()
         if cast is not None and [n.op_type for n in self.pending] in ([], ["Relu"]):
             relu = bool(self.pending)
@@ -188,6 +197,22 @@ class _Builder:
             self.layers.append(tabulate(self.model, nodes, self.live, self.cur_type(), self.n_live(), q.frac))
         self.live, self.pending = node.output[0], []
 
+    def on_float_scale_quant(self, node, q) -> None:
+        """[bias] -> [Relu] -> Quant where a float scale is involved: exact rational thresholds."""
+        ops = [n.op_type for n in self.pending]
+        if ops not in ([], ["Relu"]):
+            raise BadInput(f"node {node.name}: float ops {ops} before a quantizer on a float-scaled tensor")
+        n = self.n_live()
+        extra = self.extra if self.extra is not None else np.array([Fraction(1)] * n, dtype=object)
+        bias = self.real_bias if self.real_bias is not None else np.array([Fraction(0)] * n, dtype=object)
+        name = self.pending[0].name if ops else node.name
+        self.layers.append(exact_thresholds(name, self.cur_type(), extra, bias, bool(ops), q))
+        scale = Fraction(float(q.scale.reshape(-1)[0]))
+        self.extra = None if q.pow2 else np.array([scale] * n, dtype=object)
+        self.output_scale = None if q.pow2 else np.float32(q.scale.reshape(-1)[0])
+        self.real_bias = None
+        self.live, self.pending = node.output[0], []
+
     def on_input_quant(self, node, q) -> None:
         self.preprocess.extend(self.float_ops())
         self.pending = []
@@ -197,35 +222,62 @@ class _Builder:
         else:  # bipolar, CEIL/UP or unsigned narrow: the host quantizes, the hardware takes the grid values
             grid = type_for_range(*q.int_range, q.frac)
             self.input = InputQuant(node.name, self.n_in, grid, from_model=True, host_quant=q)
+            if not q.pow2:
+                self.extra = np.array([Fraction(float(q.scale.reshape(-1)[0]))] * self.n_in, dtype=object)
         self.live = node.output[0]
 
-    def on_matmul(self, node, weight: tuple[np.ndarray, FixedType], bias) -> None:
+    def on_matmul(self, node, weight: FoldedConst, bias: FoldedConst | None) -> None:
         self.start_fixed(node)
         self.flush_relu()
+        if self.real_bias is not None:
+            raise BadInput(f"node {node.name}: a float-scaled bias must be followed by a quantizer")
         in_type = self.cur_type()
-        w, w_type = weight
+        w, w_type = weight.mantissa, weight.type
         if w.ndim != 2 or w.shape[0] != self.n_live():
             raise BadInput(f"node {node.name}: weight shape {w.shape} does not fit {self.n_live()} inputs")
+        if self.extra is not None or weight.scale is not None:
+            self.extra = self._product_scale(node, weight, w.shape[1])
         if bias is None:
-            bias = (np.zeros(w.shape[1], dtype=np.int64), FixedType(True, 1, 1))
+            bias = FoldedConst(np.zeros(w.shape[1], dtype=np.int64), FixedType(True, 1, 1))
         try:
-            b = np.broadcast_to(bias[0], (w.shape[1],)).astype(np.int64)
+            b = np.broadcast_to(bias.mantissa, (w.shape[1],)).astype(np.int64)
         except ValueError:
-            raise BadInput(f"node {node.name}: bias shape {bias[0].shape} does not fit {w.shape[1]} outputs") from None
+            raise BadInput(
+                f"node {node.name}: bias shape {bias.mantissa.shape} does not fit {w.shape[1]} outputs"
+            ) from None
         try:
-            acc = accumulator_type(in_type, w, w_type.frac, b, bias[1].frac)
+            acc = accumulator_type(in_type, w, w_type.frac, b, bias.type.frac)
         except BadInput as e:
             raise BadInput(f"node {node.name}: accumulator too wide ({e})") from None
-        self.layers.append(Dense(node.name, in_type, w, w_type, b, bias[1], acc))
+        self.layers.append(Dense(node.name, in_type, w, w_type, b, bias.type, acc))
         self.live = node.output[0]
+
+    def _product_scale(self, node, weight: FoldedConst, n_out: int) -> np.ndarray:
+        """Real scale of each output channel: input scale x that column's weight scale."""
+        extra_in = set(self.extra) if self.extra is not None else {Fraction(1)}
+        if len(extra_in) != 1:
+            raise BadInput(f"node {node.name}: per-channel float scales on a MatMul input are not supported")
+        (e_in,) = extra_in
+        w_scale = (
+            np.ones(n_out) if weight.scale is None else np.broadcast_to(weight.scale.reshape(1, -1), (1, n_out))[0]
+        )
+        return np.array([e_in * Fraction(float(s)) for s in w_scale], dtype=object)
 
     def on_add(self, node) -> bool:
         """A constant Add right after a MatMul is its bias; returns False if it is not one."""
         other = node.input[1] if node.input[0] == self.live else node.input[0]
         if self.last_op != "MatMul" or self.pending or self.consts.get(other) is None:
             return False
+        bias = self.consts[other]
+        if self.extra is not None or bias.scale is not None:  # off the integer grid: the quantizer takes it
+            real = bias.mantissa.astype(object) * Fraction(2) ** -bias.type.frac
+            scale = np.ones(1) if bias.scale is None else bias.scale
+            real = real * np.array([Fraction(float(s)) for s in scale.ravel()], dtype=object)
+            self.real_bias = np.broadcast_to(real, (self.n_live(),)).copy()
+            self.live = node.output[0]
+            return True
         matmul = self.layers.pop()
-        self.on_matmul(node, (matmul.weight, matmul.weight_type), self.consts[other])
+        self.on_matmul(node, FoldedConst(matmul.weight, matmul.weight_type), bias)
         self.layers[-1] = replace(self.layers[-1], name=matmul.name)
         return True
 
@@ -265,7 +317,13 @@ class _Builder:
             raise BadInput(f"graph output {graph_out} is not produced by the chain of layers ending at {produced}")
         if self.input is None or not self.layers:
             raise BadInput("model has no fixed-point layers (no MatMul or Gemm after the input)")
+        if self.real_bias is not None or (self.extra is not None and self.output_scale is None):
+            raise BadInput("a float-scaled tensor reaches the output without a quantizer: not exact")
         postprocess = tuple(self.float_ops())
+        if self.output_scale is not None:  # the output quantizer's float scale, applied as qonnx does
+            if postprocess or isinstance(self.layers[-1], Softmax):
+                raise BadInput("float ops after a float-scale output quantizer are not supported")
+            postprocess = (FloatOp("Mul", np.asarray(self.output_scale, dtype=np.float32), False),)
         if postprocess and isinstance(self.layers[-1], Softmax):
             raise BadInput("float ops after a Softmax are not supported")
         return Network(self.input, tuple(self.layers), tuple(self.preprocess), postprocess)

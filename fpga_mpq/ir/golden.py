@@ -52,7 +52,7 @@ def host_input(net: Network, x: np.ndarray) -> np.ndarray:
     for op in net.preprocess:
         x = op(x)
     if net.input.host_quant is not None:
-        x = np.asarray(net.input.host_quant.apply(x), dtype=np.float32)
+        x = net.input.host_quant.hardware_values(x)
     return x
 
 

@@ -9,6 +9,9 @@ result is exact against qonnx by construction, whatever the float rounding insid
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
@@ -88,3 +91,68 @@ def apply_threshold(layer: Threshold, m: np.ndarray) -> np.ndarray:
     for k in range(layer.thresholds.shape[1]):  # few thresholds; vectorised over samples and channels
         idx += m >= layer.thresholds[:, k]
     return layer.values[np.arange(layer.n_out), idx]
+
+
+def _round(r: Fraction, mode: str) -> int:
+    """QONNX rounding modes on an exact rational."""
+    if mode in ("ROUND", "HALF_EVEN"):
+        return round(r)  # Python rounds Fractions half to even
+    sign, a = (1 if r >= 0 else -1), abs(r)
+    return {
+        "FLOOR": lambda: math.floor(r),
+        "CEIL": lambda: math.ceil(r),
+        "DOWN": lambda: sign * math.floor(a),
+        "UP": lambda: sign * math.ceil(a),
+        "HALF_UP": lambda: sign * math.floor(a + Fraction(1, 2)),
+        "HALF_DOWN": lambda: sign * math.ceil(a - Fraction(1, 2)),
+    }[mode]()
+
+
+def exact_thresholds(name: str, in_type: FixedType, extra, bias, relu: bool, q) -> Threshold:
+    """Thresholds for ``Quant(relu?(x * extra[c] + bias[c]))`` in exact rational arithmetic.
+
+    This is QONNX's real-number semantics for float (non power-of-two) scales; each channel's
+    output is monotone in x (scales are positive), so a binary search finds every step.
+    """
+    lo_q, hi_q = q.int_range
+    scale = Fraction(float(q.scale.reshape(-1)[0]))
+    step = Fraction(2) ** -in_type.frac
+    n = len(extra)
+    if (hi_q - lo_q) * n > 1 << 16:
+        raise BadInput(f"node {name}: {hi_q - lo_q} levels x {n} channels are too many for thresholds")
+
+    def level(m: int, c: int) -> int:
+        x = m * step * extra[c] + bias[c]
+        if relu:
+            x = max(x, Fraction(0))
+        if q.bipolar:
+            return 1 if x >= 0 else -1
+        return _round(min(max(x / scale, Fraction(lo_q)), Fraction(hi_q)), q.mode)
+
+    lo_m, hi_m = in_type.min_int, in_type.max_int
+    rows_t, rows_v = [], []
+    for c in range(n):
+        first, last = level(lo_m, c), level(hi_m, c)
+        ts, vs = [], [first]
+        for target in range(first + 1, last + 1):  # smallest m reaching each level
+            a, b = lo_m, hi_m
+            while a < b:
+                mid = (a + b) // 2
+                if level(mid, c) >= target:
+                    b = mid
+                else:
+                    a = mid + 1
+            ts.append(a)
+            vs.append(level(a, c))
+        rows_t.append(ts)
+        rows_v.append(vs)
+    k = max(len(t) for t in rows_t)
+    thresholds = np.full((n, k), hi_m, dtype=np.int64)
+    values = np.empty((n, k + 1), dtype=np.int64)
+    for c in range(n):
+        thresholds[c, : len(rows_t[c])] = rows_t[c]
+        values[c, : len(rows_v[c])] = rows_v[c]
+        values[c, len(rows_v[c]) :] = rows_v[c][-1]
+    frac = q.frac if q.pow2 else 0
+    out_type = type_for_range(int(min(values.min(), 0)), int(max(values.max(), 0)), frac)
+    return Threshold(name, in_type, thresholds, values, out_type)
