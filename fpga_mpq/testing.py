@@ -25,6 +25,11 @@ class QuantSpec:
     signed: bool
     narrow: bool
     mode: str
+    mult: float = 1.0  # scale = mult * 2**-frac; 1.0 keeps it a power of two
+
+    @property
+    def scale(self) -> np.float32:
+        return np.float32(self.mult * 2.0**-self.frac)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,12 @@ class MlpDraw:
     input: QuantSpec
     layers: tuple[LayerDraw, ...]
     seed: int
+
+    @property
+    def power_of_two(self) -> bool:
+        """Only power-of-two scales: qonnx's float32 reference is then exact too."""
+        specs = [self.input] + [q for la in self.layers for q in (la.weight, la.bias, la.act) if q is not None]
+        return all(q.mult == 1.0 for q in specs)
 
 
 def _quant_node(name: str, src: str, q: QuantSpec, scale: np.ndarray, inits: list) -> onnx.NodeProto:
@@ -64,13 +75,13 @@ def build_mlp(draw: MlpDraw) -> onnx.ModelProto:
     """Write the drawn network as a QONNX model (batch 1, float32)."""
     rng = np.random.default_rng(draw.seed)
     inits: list = []
-    nodes = [_quant_node("q_in", "x", draw.input, np.float32(2.0**-draw.input.frac), inits)]
+    nodes = [_quant_node("q_in", "x", draw.input, draw.input.scale, inits)]
     live, fan_in = "q_in_out", draw.n_in
     for i, layer in enumerate(draw.layers):
         w = rng.normal(scale=2.0 ** (layer.weight.bits - 1 - layer.weight.frac) / 2, size=(fan_in, layer.units))
         inits.append(numpy_helper.from_array(w.astype(np.float32), f"w{i}"))
         fracs = layer.weight.frac + (np.arange(layer.units) % 3 if layer.per_channel else np.zeros(1, int))
-        w_scale = (2.0 ** -fracs.astype(np.float64)).reshape(1, -1).astype(np.float32)
+        w_scale = (layer.weight.mult * 2.0 ** -fracs.astype(np.float64)).reshape(1, -1).astype(np.float32)
         nodes.append(
             _quant_node(f"qw{i}", f"w{i}", layer.weight, w_scale if layer.per_channel else w_scale[0, 0], inits)
         )
@@ -79,13 +90,13 @@ def build_mlp(draw: MlpDraw) -> onnx.ModelProto:
         if layer.bias is not None:
             b = rng.normal(scale=2.0 ** (layer.bias.bits - 2 - layer.bias.frac), size=layer.units)
             inits.append(numpy_helper.from_array(b.astype(np.float32), f"b{i}"))
-            nodes.append(_quant_node(f"qb{i}", f"b{i}", layer.bias, np.float32(2.0**-layer.bias.frac), inits))
+            nodes.append(_quant_node(f"qb{i}", f"b{i}", layer.bias, layer.bias.scale, inits))
             nodes.append(helper.make_node("Add", [live, f"qb{i}_out"], [f"add{i}"], name=f"Add_{i}"))
             live = f"add{i}"
         if layer.relu:
             nodes.append(helper.make_node("Relu", [live], [f"relu{i}"], name=f"Relu_{i}"))
             live = f"relu{i}"
-        nodes.append(_quant_node(f"qa{i}", live, layer.act, np.float32(2.0**-layer.act.frac), inits))
+        nodes.append(_quant_node(f"qa{i}", live, layer.act, layer.act.scale, inits))
         live, fan_in = f"qa{i}_out", layer.units
     nodes[-1].output[0] = "y"
     graph = helper.make_graph(
