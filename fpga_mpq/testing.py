@@ -56,7 +56,8 @@ class MlpDraw:
         return all(q.mult == 1.0 for q in specs)
 
 
-def _quant_node(name: str, src: str, q: QuantSpec, scale: np.ndarray, inits: list) -> onnx.NodeProto:
+def quant_node(name: str, src: str, q: QuantSpec, scale: np.ndarray, inits: list) -> onnx.NodeProto:
+    """A QONNX Quant node; its scale, zero point and bit width are appended to ``inits``."""
     for suffix, value in (("scale", scale), ("zeropt", np.float32(0)), ("bits", np.float32(q.bits))):
         inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), f"{name}_{suffix}"))
     return helper.make_node(
@@ -75,7 +76,7 @@ def build_mlp(draw: MlpDraw) -> onnx.ModelProto:
     """Write the drawn network as a QONNX model (batch 1, float32)."""
     rng = np.random.default_rng(draw.seed)
     inits: list = []
-    nodes = [_quant_node("q_in", "x", draw.input, draw.input.scale, inits)]
+    nodes = [quant_node("q_in", "x", draw.input, draw.input.scale, inits)]
     live, fan_in = "q_in_out", draw.n_in
     for i, layer in enumerate(draw.layers):
         w = rng.normal(scale=2.0 ** (layer.weight.bits - 1 - layer.weight.frac) / 2, size=(fan_in, layer.units))
@@ -83,20 +84,20 @@ def build_mlp(draw: MlpDraw) -> onnx.ModelProto:
         fracs = layer.weight.frac + (np.arange(layer.units) % 3 if layer.per_channel else np.zeros(1, int))
         w_scale = (layer.weight.mult * 2.0 ** -fracs.astype(np.float64)).reshape(1, -1).astype(np.float32)
         nodes.append(
-            _quant_node(f"qw{i}", f"w{i}", layer.weight, w_scale if layer.per_channel else w_scale[0, 0], inits)
+            quant_node(f"qw{i}", f"w{i}", layer.weight, w_scale if layer.per_channel else w_scale[0, 0], inits)
         )
         nodes.append(helper.make_node("MatMul", [live, f"qw{i}_out"], [f"mm{i}"], name=f"MatMul_{i}"))
         live = f"mm{i}"
         if layer.bias is not None:
             b = rng.normal(scale=2.0 ** (layer.bias.bits - 2 - layer.bias.frac), size=layer.units)
             inits.append(numpy_helper.from_array(b.astype(np.float32), f"b{i}"))
-            nodes.append(_quant_node(f"qb{i}", f"b{i}", layer.bias, layer.bias.scale, inits))
+            nodes.append(quant_node(f"qb{i}", f"b{i}", layer.bias, layer.bias.scale, inits))
             nodes.append(helper.make_node("Add", [live, f"qb{i}_out"], [f"add{i}"], name=f"Add_{i}"))
             live = f"add{i}"
         if layer.relu:
             nodes.append(helper.make_node("Relu", [live], [f"relu{i}"], name=f"Relu_{i}"))
             live = f"relu{i}"
-        nodes.append(_quant_node(f"qa{i}", live, layer.act, layer.act.scale, inits))
+        nodes.append(quant_node(f"qa{i}", live, layer.act, layer.act.scale, inits))
         live, fan_in = f"qa{i}_out", layer.units
     nodes[-1].output[0] = "y"
     graph = helper.make_graph(

@@ -213,6 +213,18 @@ class _Builder:
         self.real_bias = None
         self.live, self.pending = node.output[0], []
 
+    def on_trunc(self, node) -> None:
+        """QONNX Trunc (dropping LSBs, e.g. after an average pool): tabulated like a quantizer."""
+        self.start_fixed(node)
+        if self.extra is not None or self.real_bias is not None:
+            raise BadInput(f"node {node.name}: Trunc on a float-scaled tensor is not supported")
+        for n in self.pending:
+            if n.op_type not in REQUANT_OPS:
+                raise BadInput(f"node {n.name}: op {n.op_type} is not supported before a Trunc")
+        nodes = [*self.pending, node]
+        self.layers.append(tabulate(self.model, nodes, self.live, self.cur_type(), self.n_live(), None))
+        self.live, self.pending = node.output[0], []
+
     def on_input_quant(self, node, q) -> None:
         self.preprocess.extend(self.float_ops())
         self.pending = []
@@ -297,6 +309,8 @@ class _Builder:
             self.on_matmul(node, self.const(node.input[1], node), None)
         elif op == "Add" and self.on_add(node):
             pass
+        elif op == "Trunc":
+            self.on_trunc(node)
         elif op in REQUANT_OPS:
             self.pending.append(node)
         elif op == "Softmax":

@@ -47,8 +47,18 @@ def _subgraph(model, nodes: list, in_name: str, rows: int, n: int):
     return sub.transform(InferShapes()), out
 
 
-def tabulate(model, nodes: list, in_name: str, in_type: FixedType, n: int, out_frac: int) -> Threshold:
-    """Execute ``nodes`` on every value of ``in_type`` for ``n`` channels; return the thresholds."""
+def _grid_frac(y: np.ndarray, name: str) -> int:
+    """Fewest fraction bits that hold every value exactly (for ops like Trunc that set their own grid)."""
+    for frac in range(-32, 64):
+        scaled = np.ldexp(y, frac)
+        if np.all(scaled == np.round(scaled)):
+            return frac
+    raise BadInput(f"node {name}: output values are not on any power-of-two grid")
+
+
+def tabulate(model, nodes: list, in_name: str, in_type: FixedType, n: int, out_frac: int | None) -> Threshold:
+    """Execute ``nodes`` on every value of ``in_type`` for ``n`` channels; return the thresholds.
+    ``out_frac=None`` takes the output grid from the values themselves."""
     from qonnx.core.onnx_exec import execute_onnx
 
     name = nodes[-1].name
@@ -66,6 +76,8 @@ def tabulate(model, nodes: list, in_name: str, in_type: FixedType, n: int, out_f
     except Exception as e:
         raise BadInput(f"node {name}: qonnx cannot execute the ops before it: {e}") from None
     y = np.asarray(y, dtype=np.float64).reshape(rows, n)
+    if out_frac is None:
+        out_frac = _grid_frac(y, name)
     m = np.ldexp(y, out_frac)
     if not np.all(np.isfinite(m)) or np.any(m != np.round(m)):
         raise BadInput(f"node {name}: output is not on the quantizer's grid")
