@@ -22,7 +22,7 @@ from fpga_mpq.fsutil import atomic_dir
 from fpga_mpq.hls.generate import HlsConfig, write_project
 from fpga_mpq.ir.from_qonnx import network_from_qonnx
 from fpga_mpq.ir.golden import run
-from fpga_mpq.ir.network import Network
+from fpga_mpq.ir.network import Network, check_reuse_factor
 from fpga_mpq.ir.types import FixedType, Overflow, Rounding
 from fpga_mpq.models.spec import load_spec, save_spec
 from fpga_mpq.sim.csim import csim_project, random_inputs, write_testbench_data
@@ -112,6 +112,60 @@ def load_project_network(prj: Path) -> Network:
         raise BadInput(f"{prj} is not a fpga_mpq HLS project (no {PROJECT_META})")
     meta = json.loads(meta_path.read_text())
     return _load_network(prj / PROJECT_MODEL, _type_from_json(meta["input_type"]))
+
+
+def _network_and_config(model: Path, input_type: FixedType | None) -> tuple[Network, dict, Path | None]:
+    """A project folder gives its network, its HLS config and its report folder; a QONNX file
+    gives its network and no defaults."""
+    model = Path(model)
+    if model.is_dir():
+        meta_path = model / PROJECT_META
+        if not meta_path.is_file():
+            raise BadInput(f"{model} is not a fpga_mpq HLS project (no {PROJECT_META})")
+        return load_project_network(model), json.loads(meta_path.read_text())["config"], model / "report"
+    if not model.is_file():
+        raise BadInput(f"model {model} does not exist")
+    return _load_network(model, input_type), {}, None
+
+
+def estimate(
+    model: Path,
+    out: Path | None = None,
+    part: str | None = None,
+    clock_ns: float | None = None,
+    reuse_factor: int | None = None,
+    strategy: str = "latency",
+    io: str | None = None,
+    rtl: bool = False,
+    input_type: FixedType | None = None,
+) -> dict:
+    """LUT / FF / DSP / BRAM and latency per layer of a project or a QONNX model, in seconds.
+
+    Options left out come from the project's own configuration. ``rtl`` estimates the da4ml
+    Verilog design instead of the HLS one. Writes ``estimate.json`` and ``estimate.png`` into
+    the project's ``report/`` (or ``out``).
+    """
+    from fpga_mpq.estimate import EstimateConfig, estimate_hls, find_part
+    from fpga_mpq.estimate.report import write_report
+
+    net, prj_cfg, report_dir = _network_and_config(model, input_type)
+    cfg = EstimateConfig(
+        find_part(part or prj_cfg.get("part", HlsConfig.part)),
+        clock_ns if clock_ns is not None else prj_cfg.get("clock_ns", HlsConfig.clock_ns),
+        reuse_factor if reuse_factor is not None else prj_cfg.get("reuse_factor", 1),
+        strategy,
+        io or prj_cfg.get("io", "parallel"),
+    )
+    check_reuse_factor(net, cfg.reuse_factor)
+    if rtl:
+        from fpga_mpq.rtl import estimate_rtl
+
+        est = estimate_rtl(net, cfg)
+    else:
+        est = estimate_hls(net, cfg)
+    folder = Path(out) if out is not None else report_dir or Path("out/estimate")
+    json_path, png_path = write_report(est, folder)
+    return {**est.to_json(), "report": str(json_path), "chart": str(png_path)}
 
 
 def csim(prj: Path, data: Path | None = None, random: int | None = None, seed: int = 0, trace: bool = False) -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fpga_mpq import api
 from fpga_mpq.errors import BadInput, VerificationFailed
+from fpga_mpq.estimate.report import table
 from fpga_mpq.hls.generate import HlsConfig
 from fpga_mpq.ir.types import parse_ap
 
@@ -72,6 +73,17 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--trace", action="store_true", help="compare every layer's output (io parallel)")
 
+    c = cmd("estimate", "LUT / FF / DSP / BRAM and latency per layer, before any vendor tool runs")
+    c.add_argument("model", type=Path, help="a generated project folder or a QONNX model")
+    c.add_argument("-o", "--out", type=Path, help="report folder (default: the project's report/, else out/estimate)")
+    c.add_argument("--part", help="default: the project's part, else " + HlsConfig.part)
+    c.add_argument("--clock", type=float, help="clock period in ns (default: the project's, else 5)")
+    c.add_argument("--reuse-factor", type=int)
+    c.add_argument("--strategy", choices=["latency", "resource"], default="latency")
+    c.add_argument("--io", choices=["parallel", "stream"])
+    c.add_argument("--rtl", action="store_true", help="estimate the da4ml RTL design instead of the HLS one")
+    c.add_argument("--input-type", type=_ap_type, help="hardware input type when the model has no input Quant")
+
     c = cmd("flow", "train, export, generate and C-simulate into one folder")
     c.add_argument("-o", "--out", type=Path, default=Path("out/flow"))
     c.add_argument("--spec", type=Path)
@@ -91,6 +103,8 @@ def _run(a: argparse.Namespace) -> dict:
         return api.generate(a.model, a.out, _hls_config(a), a.input_type)
     if a.command == "csim":
         return api.csim(a.project, a.data, a.random, a.seed, a.trace)
+    if a.command == "estimate":
+        return api.estimate(a.model, a.out, a.part, a.clock, a.reuse_factor, a.strategy, a.io, a.rtl, a.input_type)
     return api.flow(a.out, a.spec, a.data, _hls_config(a), a.epochs, a.seed)
 
 
@@ -114,6 +128,9 @@ def _print_table(command: str, s: dict) -> None:
             ("project", s["project"]),
             ("stage seconds", ", ".join(f"{k} {v}" for k, v in s["seconds"].items())),
         ]
+    elif command == "estimate":
+        print(table(s))
+        rows = [("report", s["report"]), ("chart", s["chart"])]
     else:
         rows = [(k, json.dumps(v) if isinstance(v, dict | list) else str(v)) for k, v in s.items()]
     width = max(len(k) for k, _ in rows)

@@ -15,7 +15,7 @@ import jinja2
 import numpy as np
 
 from fpga_mpq.errors import BadInput
-from fpga_mpq.ir.network import Activation, Dense, Network, Softmax, Threshold
+from fpga_mpq.ir.network import Activation, Dense, Network, Softmax, Threshold, check_reuse_factor
 from fpga_mpq.ir.types import FixedType, Overflow, Rounding, to_ap
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "hls"
@@ -47,14 +47,7 @@ class HlsConfig:
             raise BadInput(f"clock period {self.clock_ns} ns must be positive")
         if not self.top.isidentifier():
             raise BadInput(f"top function name {self.top!r} is not a C identifier")
-        if self.reuse_factor < 1:
-            raise BadInput(f"reuse factor {self.reuse_factor} must be at least 1")
-        for layer in net.layers:
-            if isinstance(layer, Dense) and (layer.n_in * layer.n_out) % self.reuse_factor:
-                raise BadInput(
-                    f"reuse factor {self.reuse_factor} does not divide layer {layer.name} "
-                    f"({layer.n_in}x{layer.n_out} = {layer.n_in * layer.n_out} multiplications)"
-                )
+        check_reuse_factor(net, self.reuse_factor)
 
 
 def exact_decimal(m: int, frac: int) -> str:

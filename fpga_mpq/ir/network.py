@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fpga_mpq.errors import BadInput
 from fpga_mpq.ir.quant_nodes import QuantParams
 from fpga_mpq.ir.types import FixedType, type_for_range
 
@@ -141,3 +142,15 @@ def accumulator_type(in_type: FixedType, weight: np.ndarray, w_frac: int, bias: 
     hi = b + np.where(w > 0, w * hi_x, w * lo_x).sum(axis=0)
     lo = b + np.where(w > 0, w * lo_x, w * hi_x).sum(axis=0)
     return type_for_range(int(min(lo.min(), 0)), int(max(hi.max(), 0)), frac)
+
+
+def check_reuse_factor(net: Network, reuse_factor: int) -> None:
+    """hls4ml shares each multiplier ``reuse_factor`` times: it must divide every dense layer."""
+    if reuse_factor < 1:
+        raise BadInput(f"reuse factor {reuse_factor} must be at least 1")
+    for layer in net.layers:
+        if isinstance(layer, Dense) and (layer.n_in * layer.n_out) % reuse_factor:
+            raise BadInput(
+                f"reuse factor {reuse_factor} does not divide layer {layer.name} "
+                f"({layer.n_in}x{layer.n_out} = {layer.n_in * layer.n_out} multiplications)"
+            )

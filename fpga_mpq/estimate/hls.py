@@ -1,0 +1,181 @@
+"""Estimate of the HLS design: hls4ml's nnet_utils layers as Vivado/Vitis HLS implements them.
+
+No vendor tool runs here, so this model is not measured against synthesis (the RTL estimate is,
+see ``rtl.py``). Its rules, all from the exact types and the constant weights:
+
+* Latency strategy, reuse 1: every weight is a constant. A product is the sum of the weight's
+  CSD digits (zero weights vanish, powers of two are wires); products whose operands are both
+  wider than ``DSP_MIN_BITS`` go to DSP slices instead, several when wider than one slice.
+  Each output's terms meet in a balanced adder tree, one LUT per adder bit.
+* Reuse > 1 or the Resource strategy: ``ceil(n_in * n_out / reuse)`` shared generic multipliers
+  with accumulators; under Resource the weights sit in a ROM (BRAM18 when it holds at least
+  ``BRAM_MIN_BITS``, else LUTRAM).
+* Pipelining: HLS schedules with 12.5 % clock uncertainty; a register stage goes in each time the
+  logic delay reaches the remaining period, and every cut registers the values alive there.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fpga_mpq.estimate.arith import adder_tree, bit_length, csd_digits
+from fpga_mpq.estimate.model import Cost, Estimate, EstimateConfig, LayerEstimate
+from fpga_mpq.ir.network import Activation, Dense, Network, Softmax, Threshold
+from fpga_mpq.ir.types import FixedType, Rounding
+
+DSP_MIN_BITS = 10  # narrower products are cheaper in LUTs; HLS binds them there
+BRAM_MIN_BITS = 1024
+UNCERTAINTY = 0.875  # Vivado/Vitis HLS default clock uncertainty: 12.5 %
+LUT_DELAY_NS = {"7series": 0.65, "ultrascale+": 0.45}  # one LUT level plus its routing
+CARRY_DELAY_NS = {"7series": 0.03, "ultrascale+": 0.015}  # per carry-chain bit
+DSP_DELAY_NS = 2.5  # an unpipelined DSP multiply
+
+
+def adder_delay(bits: int, family: str) -> float:
+    return LUT_DELAY_NS[family] + CARRY_DELAY_NS[family] * bits
+
+
+def stages(delay_ns: float, clock_ns: float) -> int:
+    """Register stages a combinational path of ``delay_ns`` needs at this clock."""
+    return max(1, math.ceil(delay_ns / (UNCERTAINTY * clock_ns)))
+
+
+def dsps_per_product(a_bits: int, b_bits: int, operands: tuple[int, int]) -> int:
+    big, small = operands
+    return min(
+        math.ceil(a_bits / big) * math.ceil(b_bits / small),
+        math.ceil(a_bits / small) * math.ceil(b_bits / big),
+    )
+
+
+def lut_multiplier(a_bits: int, b_bits: int) -> float:
+    """A generic LUT multiplier: about one LUT6 per two partial-product bits, plus its adders."""
+    return a_bits * b_bits / 2 + a_bits + b_bits
+
+
+def _constant_dense(layer: Dense, cfg: EstimateConfig) -> LayerEstimate:
+    part, bx = cfg.part, layer.in_type.width
+    w = layer.weight
+    nonzero = w != 0
+    w_bits = bit_length(w) + layer.weight_type.signed
+    on_dsp = nonzero & (w_bits > DSP_MIN_BITS) & (bx > DSP_MIN_BITS)
+    digits = np.where(nonzero & ~on_dsp, csd_digits(w), 0)
+    terms = digits.sum(axis=0) + on_dsp.sum(axis=0) + (layer.bias != 0)
+    dsp = int(sum(dsps_per_product(bx, int(b), part.dsp_operands) for b in w_bits[on_dsp]))
+    lut = ff = 0.0
+    depth = 0
+    for t in terms:
+        _, bits, levels = adder_tree(int(t), bx)
+        lut += bits
+        depth = max(depth, levels)
+    acc = layer.out.width
+    delay = (DSP_DELAY_NS if dsp else 0.0) + depth * adder_delay(acc, part.family)
+    n_stages = stages(delay, cfg.clock_ns)
+    # every internal cut registers the partial sums alive at that tree level
+    for cut in range(1, n_stages):
+        level = depth * cut // n_stages
+        ff += float(np.sum(np.ceil(terms / 2**level))) * (bx + level)
+    ff += layer.n_out * acc
+    detail = {
+        "weights": int(w.size),
+        "zero_weights": int((~nonzero).sum()),
+        "shift_weights": int((nonzero & (digits == 1)).sum()),
+        "csd_digits": int(digits.sum()),
+        "dsp_products": int(on_dsp.sum()),
+        "accumulator": str(layer.out),
+    }
+    return LayerEstimate(layer.name, "dense", Cost(lut, ff, dsp), n_stages, 1, detail)
+
+
+def _shared_dense(layer: Dense, cfg: EstimateConfig) -> LayerEstimate:
+    part, bx, bw, acc = cfg.part, layer.in_type.width, layer.weight_type.width, layer.out.width
+    reuse = cfg.reuse_factor
+    n_mult = math.ceil(layer.weight.size / reuse)
+    dsp = lut = 0.0
+    if min(bx, bw) > DSP_MIN_BITS:
+        dsp = n_mult * dsps_per_product(bx, bw, part.dsp_operands)
+    else:
+        lut += n_mult * lut_multiplier(bx, bw)
+    select_bits = math.ceil(math.log2(reuse)) if reuse > 1 else 0
+    lut += n_mult * (acc + bx * select_bits / 2)  # accumulator adders and the operand multiplexers
+    ff = n_mult * acc + layer.n_out * acc
+    bram = 0
+    rom_bits = layer.weight.size * bw
+    if cfg.strategy == "resource" and reuse > 1 and rom_bits >= BRAM_MIN_BITS:
+        bram = math.ceil(n_mult * bw / 36) * math.ceil(reuse / 512)
+    elif reuse > 1:
+        lut += math.ceil(rom_bits / 64)  # LUTRAM / LUT ROM
+    _, tree_bits, levels = adder_tree(math.ceil(n_mult / layer.n_out), acc)
+    lut += layer.n_out * tree_bits
+    latency = reuse + stages(levels * adder_delay(acc, part.family), cfg.clock_ns) + (1 if dsp else 0)
+    detail = {"weights": int(layer.weight.size), "multipliers": n_mult, "accumulator": str(layer.out)}
+    return LayerEstimate(layer.name, "dense", Cost(lut, ff, int(dsp), bram), latency, reuse, detail)
+
+
+def _activation(layer: Activation) -> LayerEstimate:
+    t_in, t_out = layer.in_type, layer.out
+    per = t_out.width  # ReLU / saturation multiplexer per output bit
+    if t_out.rounding is not Rounding.TRN and t_out.frac < t_in.frac:
+        per += t_out.width + 1  # the rounding increment
+    per += max(0, t_in.int_bits - t_out.int_bits) / 3  # overflow detection on the dropped high bits
+    return LayerEstimate(
+        layer.name, "relu" if layer.relu else "quant", Cost(per * layer.n, layer.n * t_out.width), 1, 1
+    )
+
+
+def _threshold(layer: Threshold) -> LayerEstimate:
+    n, k = layer.thresholds.shape
+    w = layer.in_type.width
+    lut = n * (k * math.ceil(w / 2) + layer.out.width * math.ceil((k + 1) / 4))
+    return LayerEstimate(layer.name, "threshold", Cost(lut, n * layer.out.width), 1, 1, {"thresholds": k})
+
+
+def _softmax(layer: Softmax, cfg: EstimateConfig) -> LayerEstimate:
+    """hls4ml's stable softmax: max, exp table per input, sum, inverse table, n products."""
+    n, w = layer.n, layer.in_type.width
+    _, max_bits, levels = adder_tree(n, w)
+    _, sum_bits, _ = adder_tree(n, 18)
+    lut = max_bits + n * w + sum_bits  # max tree, subtractors, sum tree
+    bram = math.ceil(n / 2) + 1  # 1024 x 18 tables, two lookups per dual-port BRAM18
+    latency = 2 * levels + 6
+    return LayerEstimate(layer.name, "softmax", Cost(lut, n * 36, n, bram), latency, 1)
+
+
+def _stream_fifo(layer: LayerEstimate, bits: int) -> LayerEstimate:
+    """io_stream: a depth-one FIFO after each layer, one register per bit, one cycle more."""
+    cost = layer.cost + Cost(0, bits)
+    return LayerEstimate(layer.name, layer.kind, cost, layer.latency_cycles + 1, layer.ii, layer.detail)
+
+
+def estimate_hls(net: Network, cfg: EstimateConfig) -> Estimate:
+    """Per-layer resources and latency of the generated HLS project on ``cfg.part``."""
+    layers = []
+    for layer in net.layers:
+        if isinstance(layer, Dense):
+            shared = cfg.reuse_factor > 1 or cfg.strategy == "resource"
+            est = _shared_dense(layer, cfg) if shared else _constant_dense(layer, cfg)
+        elif isinstance(layer, Activation):
+            est = _activation(layer)
+        elif isinstance(layer, Threshold):
+            est = _threshold(layer)
+        else:
+            est = _softmax(layer, cfg)
+        if cfg.io == "stream" and not isinstance(layer, Softmax):
+            est = _stream_fifo(est, layer.n_out * layer.out.width)
+        layers.append(est)
+    return Estimate("hls", cfg, tuple(layers))
+
+
+def dense_cost(weights: np.ndarray, in_type: FixedType, w_type: FixedType, part: str = "xczu9eg") -> dict:
+    """LUT / FF / DSP of one constant-weight dense layer (no bias), for cost-driven search."""
+    from fpga_mpq.estimate.parts import find_part
+    from fpga_mpq.ir.network import accumulator_type
+
+    weights = np.asarray(weights, dtype=np.int64)
+    bias = np.zeros(weights.shape[1], dtype=np.int64)
+    acc = accumulator_type(in_type, weights, w_type.frac, bias, w_type.frac)
+    layer = Dense("dense", in_type, weights, w_type, bias, w_type, acc)
+    est = _constant_dense(layer, EstimateConfig(find_part(part)))
+    return {"lut": est.cost.lut, "ff": est.cost.ff, "dsp": est.cost.dsp}

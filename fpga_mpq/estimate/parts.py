@@ -1,0 +1,51 @@
+"""The FPGA parts users size against: capacities from AMD's product tables.
+
+``family`` decides the DSP slice (7-series DSP48E1 is 25x18, UltraScale(+) DSP48E2 is 27x18) and
+the carry chain Yosys maps adders to (CARRY4 / CARRY8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fpga_mpq.errors import BadInput
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    family: str  # "7series" or "ultrascale+"
+    lut: int
+    ff: int
+    dsp: int
+    bram18: int
+    uram: int
+
+    @property
+    def dsp_operands(self) -> tuple[int, int]:
+        """Signed operand widths one DSP multiplier takes."""
+        return (25, 18) if self.family == "7series" else (27, 18)
+
+    @property
+    def carry_bits(self) -> int:
+        return 4 if self.family == "7series" else 8
+
+
+PARTS = {
+    p.name: p
+    for p in (
+        Part("xc7a100t", "7series", 63_400, 126_800, 240, 270, 0),
+        Part("xc7z020", "7series", 53_200, 106_400, 220, 280, 0),
+        Part("xczu9eg", "ultrascale+", 274_080, 548_160, 2_520, 1_824, 0),
+        Part("xcu250", "ultrascale+", 1_728_000, 3_456_000, 12_288, 5_376, 1_280),
+        Part("xcvu13p", "ultrascale+", 1_728_000, 3_456_000, 12_288, 5_376, 1_280),
+    )
+}
+
+
+def find_part(name: str) -> Part:
+    """Accept the base name or a full part number (``xcu250-figd2104-2L-e``, ``xc7z020clg400-1``)."""
+    matches = [base for base in PARTS if name.lower().startswith(base)]
+    if matches:
+        return PARTS[max(matches, key=len)]
+    raise BadInput(f"unknown part {name!r}; known parts: {', '.join(PARTS)}")

@@ -1,0 +1,76 @@
+"""Show an estimate: a terminal table, ``estimate.json`` and a per-layer bar chart."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from fpga_mpq.estimate.model import Estimate
+
+_COLUMNS = ("lut", "ff", "dsp", "bram18", "latency_cycles", "ii")
+
+
+def table(data: dict) -> str:
+    """Per-layer rows, the total, and the share of the part it takes (from ``Estimate.to_json``)."""
+    rows = [("layer", "kind", *_COLUMNS)]
+    rows += [(la["name"], la["kind"], *(str(la[c]) for c in _COLUMNS)) for la in data["layers"]]
+    rows.append(("total", "", *(str(data["total"][c]) for c in _COLUMNS)))
+    util = data["utilization_percent"]
+    rows.append((f"% of {data['part']}", "", *(f"{util[c]:.2f}" if c in util else "" for c in _COLUMNS)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        f"{data['target'].upper()} design on {data['part']} at {data['clock_ns']} ns, reuse {data['reuse_factor']}, "
+        f"{data['strategy']} strategy, io {data['io']}"
+    ]
+    for r in rows:
+        lines.append(
+            "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        )
+    return "\n".join(lines)
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_report(est: Estimate, folder: Path, name: str = "estimate") -> tuple[Path, Path]:
+    """``<name>.json`` and ``<name>.png`` in ``folder``, each replaced in one rename."""
+    folder = Path(folder)
+    json_path, png_path = folder / f"{name}.json", folder / f"{name}.png"
+    _atomic_write(json_path, lambda p: p.write_text(json.dumps(est.to_json(), indent=2) + "\n"))
+    _atomic_write(png_path, lambda p: _bar_chart(est, p))
+    return json_path, png_path
+
+
+def _bar_chart(est: Estimate, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    data = est.to_json()
+    names = [la["name"] for la in data["layers"]]
+    metrics = [("lut", "LUT"), ("ff", "FF"), ("dsp", "DSP"), ("latency_cycles", "latency (cycles)")]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 0.35 * len(names) + 2), sharey=True)
+    for ax, (key, label) in zip(axes, metrics, strict=True):
+        values = [la[key] for la in data["layers"]]
+        ax.barh(range(len(names)), values, color="#4c72b0")
+        ax.set_title(f"{label}\ntotal {data['total'][key]:,}")
+        ax.set_yticks(range(len(names)), names)
+        ax.set_xlim(0, max(1, max(values)) * 1.05)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].invert_yaxis()  # shared: first layer on top
+    fig.suptitle(f"{data['target'].upper()} estimate, {data['part']} at {data['clock_ns']} ns")
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
