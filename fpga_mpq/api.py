@@ -168,22 +168,148 @@ def estimate(
     return {**est.to_json(), "report": str(json_path), "chart": str(png_path)}
 
 
+def _rtl_config(part: str, clock_ns: float, top: str):
+    from fpga_mpq.estimate import find_part
+    from fpga_mpq.rtl.project import RtlConfig
+
+    return RtlConfig(find_part(part), clock_ns, top)
+
+
+def rtlsim(
+    model: Path,
+    out: Path = Path("out/rtl"),
+    part: str = HlsConfig.part,
+    clock_ns: float = HlsConfig.clock_ns,
+    top: str = HlsConfig.top,
+    data: Path | None = None,
+    random: int | None = None,
+    seed: int = 0,
+    input_type: FixedType | None = None,
+) -> dict:
+    """Lower the model to pipelined Verilog with da4ml, simulate it cycle by cycle with Verilator
+    and compare every output bit with the golden model (the logits when a softmax follows)."""
+    from fpga_mpq.rtl.project import build_simulator, pipeline, simulate
+
+    cfg = _rtl_config(part, clock_ns, top)
+    net = _load_network(model, input_type)
+    x = _samples(net, data, random, seed)
+    with atomic_dir(Path(out)) as tmp:
+        design = pipeline(net, cfg, tmp)
+        build_simulator(design)
+        got, want = simulate(design, net, x)
+        bad = np.argwhere(got != want)
+        summary = {
+            "samples": int(len(x)),
+            "outputs": int(got.size),
+            "mismatches": int(len(bad)),
+            "first_mismatch": None if not len(bad) else {"sample": int(bad[0][0]), "output": int(bad[0][1])},
+            "latency_cycles": design.latency_cycles,
+            "ii": 1,
+            "compared_layer": design.traced.layers[-1],
+            "register_bits": design.reg_bits,
+            "da4ml_cost": float(design.traced.comb.cost),
+            "project": str(out),
+        }
+        (tmp / "report").mkdir(exist_ok=True)
+        (tmp / "report" / "rtlsim.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if bad.size:
+        raise VerificationFailed(json.dumps(summary))
+    return summary
+
+
+def synth(
+    model: Path,
+    out: Path = Path("out/rtl"),
+    part: str = HlsConfig.part,
+    clock_ns: float = HlsConfig.clock_ns,
+    top: str = HlsConfig.top,
+    timeout: float = 1800,
+    input_type: FixedType | None = None,
+) -> dict:
+    """Yosys ``synth_xilinx`` of the model's RTL design: LUT, FF, CARRY, DSP, BRAM counts.
+
+    ``model`` may be an RTL project written by ``rtlsim`` (its Verilog is reused) or a QONNX file.
+    """
+    from fpga_mpq.rtl.project import pipeline
+    from fpga_mpq.rtl.synth import synthesize
+
+    cfg = _rtl_config(part, clock_ns, top)
+    if timeout <= 0:
+        raise BadInput(f"--timeout {timeout}: must be positive")
+    model = Path(model)
+    if model.is_dir():
+        if not (model / "src" / f"{top}.v").is_file():
+            raise BadInput(f"{model} is not an RTL project with top module {top!r} (no src/{top}.v)")
+        result = synthesize(model, top, cfg.part, timeout)
+        folder = model
+    else:
+        net = _load_network(model, input_type)
+        with atomic_dir(Path(out)) as tmp:
+            pipeline(net, cfg, tmp)
+            result = synthesize(tmp, top, cfg.part, timeout)
+        folder = Path(out)
+    summary = {**result.to_json(), "part": cfg.part.name, "cells": result.cells, "project": str(folder)}
+    report = folder / "report" / "synth.json"
+    report.parent.mkdir(exist_ok=True)
+    report.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def search(
+    method: str,
+    out: Path = Path("out/search"),
+    spec: Path | None = None,
+    data: Path | None = None,
+    candidates: tuple[int, ...] = (2, 3, 4, 5, 6, 8),
+    max_drop: float | None = None,
+    budget: str | None = None,
+    part: str = "xczu9eg",
+    epochs: int = 40,
+    seed: int = 0,
+) -> dict:
+    """Mixed-precision search: the chosen spec, both Pareto fronts and the iso-accuracy comparison
+    with uniform precision. An unmeetable target raises ``VerificationFailed`` (exit 1)."""
+    from fpga_mpq.mpq import Target, parse_budget
+    from fpga_mpq.mpq.search import search as run_search
+    from fpga_mpq.mpq.search import write_outputs
+    from fpga_mpq.train import TrainConfig
+
+    if (max_drop is None) == (budget is None):
+        raise BadInput("give exactly one target: --max-drop POINTS or --budget METRIC=N")
+    target = Target(max_drop=max_drop) if max_drop is not None else parse_budget(budget)
+    base, split = load_spec(spec), load_split(data)
+    cfg = TrainConfig(epochs=epochs, float_epochs=epochs, seed=seed)
+    result = run_search(method, base, split, candidates, target, part=part, seed=seed, train_cfg=cfg)
+    with atomic_dir(Path(out)) as tmp:
+        paths = write_outputs(result, tmp, split.n_features)
+        summary = result.summary() | {k: str(Path(out) / Path(v).name) for k, v in paths.items()}
+        (tmp / "search.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if not result.feasible:
+        raise VerificationFailed(result.reason)
+    return summary
+
+
+def _samples(net: Network, data: Path | None, random: int | None, seed: int) -> np.ndarray:
+    """The test set (default) or ``random`` inputs across the input type's range."""
+    if random is not None:
+        if random < 1:
+            raise BadInput(f"--random {random}: needs at least one sample")
+        return random_inputs(net, random, seed)
+    x = load_split(data).x_test
+    if x.shape[1] != net.input.n:
+        raise BadInput(
+            f"the model expects {net.input.n} input features, the data has {x.shape[1]}: pass --data or --random N"
+        )
+    return x
+
+
 def csim(prj: Path, data: Path | None = None, random: int | None = None, seed: int = 0, trace: bool = False) -> dict:
     """C-simulate a project on the test set (or ``random`` inputs) and compare bit for bit;
     ``trace`` compares every layer's output too, so a mismatch names the layer it starts in."""
     net = load_project_network(prj)
     if trace and json.loads((Path(prj) / PROJECT_META).read_text())["config"]["io"] != "parallel":
         raise BadInput("--trace needs a project generated with --io parallel")
-    if random is not None:
-        if random < 1:
-            raise BadInput(f"--random {random}: needs at least one sample")
-        x = random_inputs(net, random, seed)
-    else:
-        x = load_split(data).x_test
-        if x.shape[1] != net.input.n:
-            raise BadInput(
-                f"the model expects {net.input.n} input features, the data has {x.shape[1]}: pass --data or --random N"
-            )
+    x = _samples(net, data, random, seed)
     result = csim_project(Path(prj), net, x, trace_layers=trace)
     summary = {
         "samples": result.samples,

@@ -35,6 +35,13 @@ def _ap_type(text: str):
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _candidates(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of bit-widths") from None
+
+
 def _hls_config(a: argparse.Namespace) -> HlsConfig:
     return HlsConfig(a.backend, a.part, a.clock, a.reuse_factor, a.io, a.top)
 
@@ -84,6 +91,39 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--rtl", action="store_true", help="estimate the da4ml RTL design instead of the HLS one")
     c.add_argument("--input-type", type=_ap_type, help="hardware input type when the model has no input Quant")
 
+    c = cmd("rtlsim", "da4ml Verilog, simulated cycle by cycle with Verilator, compared bit for bit")
+    c.add_argument("model", type=Path)
+    c.add_argument("-o", "--out", type=Path, default=Path("out/rtl"))
+    c.add_argument("--part", default=HlsConfig.part)
+    c.add_argument("--clock", type=float, default=HlsConfig.clock_ns, help="clock period in ns")
+    c.add_argument("--top", default=HlsConfig.top)
+    c.add_argument("--data", type=Path)
+    c.add_argument("--random", type=int, help="N random inputs across the input type's range")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--input-type", type=_ap_type)
+
+    c = cmd("synth", "Yosys synth_xilinx of the RTL design: LUT, FF, CARRY, DSP, BRAM")
+    c.add_argument("model", type=Path, help="a QONNX model or an RTL project from rtlsim")
+    c.add_argument("-o", "--out", type=Path, default=Path("out/rtl"))
+    c.add_argument("--part", default=HlsConfig.part)
+    c.add_argument("--clock", type=float, default=HlsConfig.clock_ns)
+    c.add_argument("--top", default=HlsConfig.top)
+    c.add_argument("--timeout", type=float, default=1800, help="seconds before Yosys is stopped")
+    c.add_argument("--input-type", type=_ap_type)
+
+    c = cmd("search", "mixed-precision search under a budget, compared with uniform precision")
+    c.add_argument("--method", choices=["uniform", "ptq", "sdq"], required=True)
+    c.add_argument("-o", "--out", type=Path, default=Path("out/search"))
+    c.add_argument("--model", type=Path, help="base spec (YAML): layer sizes and fixed widths; default: built-in")
+    c.add_argument("--data", type=Path)
+    c.add_argument("--candidates", type=_candidates, default=(2, 3, 4, 5, 6, 8), help="e.g. 2,3,4,5,6,8")
+    target = c.add_mutually_exclusive_group(required=True)
+    target.add_argument("--max-drop", type=float, help="accuracy points below float allowed")
+    target.add_argument("--budget", help="luts=N, bops=N, dsp=N or exact_bits=N")
+    c.add_argument("--part", default="xczu9eg")
+    c.add_argument("--epochs", type=int, default=40)
+    c.add_argument("--seed", type=int, default=0)
+
     c = cmd("flow", "train, export, generate and C-simulate into one folder")
     c.add_argument("-o", "--out", type=Path, default=Path("out/flow"))
     c.add_argument("--spec", type=Path)
@@ -105,6 +145,14 @@ def _run(a: argparse.Namespace) -> dict:
         return api.csim(a.project, a.data, a.random, a.seed, a.trace)
     if a.command == "estimate":
         return api.estimate(a.model, a.out, a.part, a.clock, a.reuse_factor, a.strategy, a.io, a.rtl, a.input_type)
+    if a.command == "rtlsim":
+        return api.rtlsim(a.model, a.out, a.part, a.clock, a.top, a.data, a.random, a.seed, a.input_type)
+    if a.command == "synth":
+        return api.synth(a.model, a.out, a.part, a.clock, a.top, a.timeout, a.input_type)
+    if a.command == "search":
+        return api.search(
+            a.method, a.out, a.model, a.data, a.candidates, a.max_drop, a.budget, a.part, a.epochs, a.seed
+        )
     return api.flow(a.out, a.spec, a.data, _hls_config(a), a.epochs, a.seed)
 
 

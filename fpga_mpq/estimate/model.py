@@ -62,6 +62,8 @@ class Estimate:
     target: str  # "hls" (hls4ml C++ through Vivado/Vitis HLS) or "rtl" (da4ml Verilog)
     config: EstimateConfig
     layers: tuple[LayerEstimate, ...]
+    latency: int | None = None  # the whole design's, when it is not the sum of its layers' (RTL pipelines)
+    extra: dict = field(default_factory=dict)
 
     @property
     def total(self) -> Cost:
@@ -72,6 +74,8 @@ class Estimate:
 
     @property
     def latency_cycles(self) -> int:
+        if self.latency is not None:
+            return self.latency
         return sum(layer.latency_cycles for layer in self.layers)
 
     @property
@@ -92,6 +96,7 @@ class Estimate:
             "reuse_factor": self.config.reuse_factor,
             "strategy": self.config.strategy,
             "io": self.config.io,
+            **self.extra,
             "total": {
                 **cost_json(total),
                 "latency_cycles": self.latency_cycles,

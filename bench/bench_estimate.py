@@ -1,0 +1,229 @@
+"""LUT / FF estimates against Yosys synthesis of the same RTL design, side by side.
+
+For each design: our RTL estimate, da4ml's own cost estimate, FINN's published MVAU LUT formula
+for the same layer shapes, and Yosys ``synth_xilinx``'s counts. ``--fit`` synthesizes a separate
+set of designs (other seeds and shapes) and prints the least-squares coefficients that
+``fpga_mpq/estimate/rtl.py`` uses; the reported designs are never part of the fit.
+
+    python bench_estimate.py [--fit] [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from common import print_table
+from scipy.stats import spearmanr
+
+from fpga_mpq.estimate import EstimateConfig, find_part
+from fpga_mpq.estimate.rtl import KINDS, cost_by_kind, estimate_rtl
+from fpga_mpq.ir.network import Activation, Dense, InputQuant, Network, accumulator_type
+from fpga_mpq.ir.types import FixedType, Overflow, Rounding
+from fpga_mpq.rtl.project import RtlConfig, pipeline
+from fpga_mpq.rtl.synth import synthesize
+
+PART = "xcvu13p"
+
+
+@dataclass(frozen=True)
+class Design:
+    name: str
+    widths: tuple[int, ...]  # n_in, hidden..., n_out
+    weight_bits: tuple[int, ...]
+    act_bits: tuple[int, ...]  # after each hidden layer; the input is 8-bit unsigned
+    sparsity: float
+    seed: int
+    rounding: Rounding = Rounding.TRN
+
+
+def _design(name: str, widths, wb, ab, sparsity=0.0, seed=0, rounding=Rounding.TRN) -> Design:
+    return Design(name, tuple(widths), tuple(wb), tuple(ab), sparsity, seed, rounding)
+
+
+# The reported designs: layer widths, bit-widths 2-8 and mixed, sparsity.
+BENCH = [
+    _design("16-32-5 w2", (16, 32, 5), (2, 2), (2,)),
+    _design("16-32-5 w3", (16, 32, 5), (3, 3), (3,)),
+    _design("16-32-5 w4", (16, 32, 5), (4, 4), (4,)),
+    _design("16-32-5 w6", (16, 32, 5), (6, 6), (6,)),
+    _design("16-32-5 w8", (16, 32, 5), (8, 8), (8,)),
+    _design("16-32-5 w4 50%", (16, 32, 5), (4, 4), (4,), 0.5),
+    _design("16-32-5 w8 75%", (16, 32, 5), (8, 8), (8,), 0.75),
+    _design("16-16-5 w4", (16, 16, 5), (4, 4), (4,)),
+    _design("16-64-5 w3", (16, 64, 5), (3, 3), (3,)),
+    _design("32-32-10 w4", (32, 32, 10), (4, 4), (4,)),
+    _design("8-32-32-5 w4", (8, 32, 32, 5), (4, 4, 4), (4, 4)),
+    _design("16-32-16-5 mixed 6/3/2", (16, 32, 16, 5), (6, 3, 2), (4, 3)),
+    _design("16-32-16-5 mixed 2/4/8", (16, 32, 16, 5), (2, 4, 8), (3, 6)),
+    _design("16-24-5 mixed 5/7", (16, 24, 5), (5, 7), (5,)),
+    _design("16-32-5 w4 rnd-even", (16, 32, 5), (4, 4), (4,), rounding=Rounding.RND_CONV),
+    _design("16-32-5 w6 rnd", (16, 32, 5), (6, 6), (6,), rounding=Rounding.RND),
+    _design("24-24-24-5 w3 25%", (24, 24, 24, 5), (3, 3, 3), (3, 3), 0.25),
+    _design("16-48-5 w5 90%", (16, 48, 5), (5, 5), (5,), 0.9),
+    _design("12-32-8 w2 a8", (12, 32, 8), (2, 2), (8,)),
+    _design("16-32-5 w8 a2", (16, 32, 5), (8, 8), (2,)),
+    _design("16-40-10 w7", (16, 40, 10), (7, 7), (7,)),
+    _design("16-32-32-5 mixed 4/3/3", (16, 32, 32, 5), (4, 3, 3), (4, 4)),
+]
+# The fit set: other seeds and shapes.
+FIT = [
+    _design("fit 16-24-5 w3", (16, 24, 5), (3, 3), (3,), seed=101),
+    _design("fit 16-24-5 w6", (16, 24, 5), (6, 6), (6,), seed=102),
+    _design("fit 20-20-5 w8 50%", (20, 20, 5), (8, 8), (8,), 0.5, seed=103),
+    _design("fit 12-32-6 w4 rnd-even", (12, 32, 6), (4, 4), (4,), seed=104, rounding=Rounding.RND_CONV),
+    _design("fit 16-16-16-4 mixed", (16, 16, 16, 4), (2, 5, 7), (5, 3), seed=105),
+    _design("fit 10-40-5 w2", (10, 40, 5), (2, 2), (2,), seed=106),
+    _design("fit 16-28-5 w5 rnd", (16, 28, 5), (5, 5), (5,), seed=107, rounding=Rounding.RND),
+    _design("fit 16-20-8 w8 a3", (16, 20, 8), (8, 8), (3,), seed=108),
+]
+
+
+def build(d: Design) -> Network:
+    """A random constant-weight MLP with exact types: 8-bit unsigned input, ReLU + saturating casts."""
+    rng = np.random.default_rng(d.seed)
+    t_in = FixedType(False, 8, 8)
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(d.widths[:-1], d.widths[1:], strict=True)):
+        wb = d.weight_bits[i]
+        w = rng.integers(-(2 ** (wb - 1)) + 1, 2 ** (wb - 1), size=(n_in, n_out))
+        w[rng.random(w.shape) < d.sparsity] = 0
+        w_type = FixedType(True, wb, 1)
+        b = rng.integers(-(2**6), 2**6, size=n_out)
+        b_type = FixedType(True, 8, 8 - wb + 1 - t_in.frac + t_in.frac)
+        b_type = FixedType(True, 16, 16 - (t_in.frac + w_type.frac))
+        acc = accumulator_type(t_in, w, w_type.frac, b, b_type.frac)
+        layers.append(Dense(f"dense{i}", t_in, w, w_type, b, b_type, acc))
+        last = i == len(d.widths) - 2
+        if last:
+            continue
+        ab = d.act_bits[i]
+        # keep the top act_bits of a typical pre-activation range: 2**(log2 of one std) headroom
+        int_bits = max(1, math.ceil(math.log2(math.sqrt(n_in) * 2 ** (wb - 1) * 2**8)) - 3)
+        t_out = FixedType(False, ab, int_bits - acc.frac * 0, d.rounding, Overflow.SAT)
+        layers.append(Activation(f"relu{i}", acc, True, t_out, n_out))
+        t_in = t_out
+    return Network(InputQuant("in", d.widths[0], FixedType(False, 8, 8), True), tuple(layers))
+
+
+def finn_luts(net: Network) -> float:
+    """FINN's MVAU LUT formula (c0 + c1 * P * (mult + adder tree + accumulator + thresholds)),
+    fully unfolded (PE = MH, SIMD = MW) to match a fully parallel design."""
+    total = 0.0
+    layers = net.layers
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Dense):
+            continue
+        W, A, P, Q = layer.weight_type.width, layer.in_type.width, layer.n_out, layer.n_in
+        mult = Q * (2 * math.ceil((W + A) / 6) - 1) * (W + A)
+        tree = (W + A) * (2 * Q - 1)
+        acc_bits = W + A + math.ceil(math.log2(Q))
+        thr = comp = 0.0
+        if i + 1 < len(layers) and isinstance(layers[i + 1], Activation):
+            B = layers[i + 1].out.width
+            thr = comp = (2**B - 1) * acc_bits
+        total += 300 + 1.1 * P * (mult + tree + acc_bits + thr + comp)
+    return total
+
+
+def measure(d: Design) -> dict:
+    net = build(d)
+    part = find_part(PART)
+    est = estimate_rtl(net, EstimateConfig(part))
+    with tempfile.TemporaryDirectory(prefix="mpq_est_") as tmp:
+        design = pipeline(net, RtlConfig(part), Path(tmp) / "rtl")
+        syn = synthesize(Path(tmp) / "rtl", "mpq_top", part)
+    costs = cost_by_kind(design.traced.comb)
+    return {
+        "name": d.name,
+        "ours_lut": est.total.lut,
+        "ours_ff": est.total.ff,
+        "da4ml_lut": float(design.traced.comb.cost),
+        "da4ml_ff": float(design.reg_bits),
+        "finn_lut": finn_luts(net),
+        "yosys_lut": syn.lut,
+        "yosys_ff": syn.ff,
+        "yosys_s": syn.seconds,
+        **costs,
+        "reg_bits": design.reg_bits,
+    }
+
+
+def _err(est: float, ref: float) -> float:
+    return 100 * (est - ref) / ref
+
+
+def report(rows: list[dict]) -> None:
+    table = []
+    for r in rows:
+        table.append(
+            [
+                r["name"],
+                r["yosys_lut"],
+                f"{r['ours_lut']:.0f} ({_err(r['ours_lut'], r['yosys_lut']):+.1f}%)",
+                f"{r['da4ml_lut']:.0f} ({_err(r['da4ml_lut'], r['yosys_lut']):+.1f}%)",
+                f"{r['finn_lut']:.0f} ({_err(r['finn_lut'], r['yosys_lut']):+.1f}%)",
+                r["yosys_ff"],
+                f"{r['ours_ff']:.0f} ({_err(r['ours_ff'], r['yosys_ff']):+.1f}%)",
+                f"{r['da4ml_ff']:.0f} ({_err(r['da4ml_ff'], r['yosys_ff']):+.1f}%)",
+                f"{r['yosys_s']:.0f}",
+            ]
+        )
+    print_table(
+        ["design", "Yosys LUT", "ours", "da4ml", "FINN formula", "Yosys FF", "ours FF", "da4ml FF", "synth s"], table
+    )
+    print()
+    summary = []
+    for key, ref in (
+        ("ours_lut", "yosys_lut"),
+        ("da4ml_lut", "yosys_lut"),
+        ("finn_lut", "yosys_lut"),
+        ("ours_ff", "yosys_ff"),
+        ("da4ml_ff", "yosys_ff"),
+    ):
+        errs = np.abs([_err(r[key], r[ref]) for r in rows])
+        rho = spearmanr([r[key] for r in rows], [r[ref] for r in rows]).statistic
+        summary.append([key.replace("_", " "), f"{np.median(errs):.1f}%", f"{errs.max():.1f}%", f"{rho:.3f}"])
+    print_table(["estimator", "median |error|", "worst |error|", "rank correlation"], summary)
+
+
+def fit(rows: list[dict]) -> None:
+    a = np.array([[r[k] for k in KINDS] for r in rows], dtype=float)
+    y = np.array([r["yosys_lut"] for r in rows], dtype=float)
+    used = a.any(axis=0)
+    coef = np.ones(len(KINDS))
+    # least squares on relative error, so small designs weigh as much as large ones
+    coef[used] = np.linalg.lstsq(a[:, used] / y[:, None], np.ones(len(y)), rcond=None)[0]
+    ff = np.array([r["reg_bits"] for r in rows], dtype=float)
+    yff = np.array([r["yosys_ff"] for r in rows], dtype=float)
+    k_ff = float(np.linalg.lstsq((ff / yff)[:, None], np.ones(len(yff)), rcond=None)[0][0])
+    print("LUT_PER_COST = {" + ", ".join(f'"{k}": {c:.3f}' for k, c in zip(KINDS, coef, strict=True)) + "}")
+    print(f"FF_PER_REGISTER_BIT = {k_ff:.3f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--fit", action="store_true", help="fit the estimator's coefficients on the fit set")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--limit", type=int, help="only the first N designs")
+    a = p.parse_args()
+    designs = (FIT if a.fit else BENCH)[: a.limit]
+    with ProcessPoolExecutor(a.jobs) as pool:
+        rows = []
+        for r in pool.map(measure, designs):
+            rows.append(r)
+            print(f"  {r['name']}: Yosys {r['yosys_lut']} LUT in {r['yosys_s']:.0f} s", file=sys.stderr, flush=True)
+    if a.fit:
+        fit(rows)
+    print(f"\nRTL designs (da4ml Verilog) on {PART}, {len(rows)} designs; errors relative to Yosys synth_xilinx\n")
+    report(rows)
+
+
+if __name__ == "__main__":
+    main()

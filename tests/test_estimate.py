@@ -1,0 +1,124 @@
+"""The estimator: arithmetic rules, per-layer models, parts, reports and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fpga_mpq import api
+from fpga_mpq.cli import main
+from fpga_mpq.errors import BadInput
+from fpga_mpq.estimate import EstimateConfig, estimate_hls, find_part
+from fpga_mpq.estimate.arith import adder_tree, csd_digits
+from fpga_mpq.estimate.rtl import estimate_rtl
+from fpga_mpq.ir.network import Dense, InputQuant, Network, accumulator_type
+from fpga_mpq.ir.types import FixedType
+
+U8 = FixedType(False, 8, 8)
+CFG = EstimateConfig(find_part("xczu9eg"))
+
+
+def dense_net(weight: np.ndarray, in_type: FixedType = U8, w_bits: int = 8) -> Network:
+    w_type = FixedType(True, w_bits, w_bits)
+    bias = np.zeros(weight.shape[1], dtype=np.int64)
+    acc = accumulator_type(in_type, weight, 0, bias, 0)
+    layer = Dense("d", in_type, weight.astype(np.int64), w_type, bias, w_type, acc)
+    return Network(InputQuant("in", weight.shape[0], in_type, True), (layer,))
+
+
+def test_csd_digits_count_the_nonzero_signed_digits():
+    assert csd_digits(np.array([0, 1, 2, 3, 7, 5, 11, -7, 15, 64])).tolist() == [0, 1, 1, 2, 2, 2, 3, 2, 2, 1]
+
+
+def test_adder_tree_grows_one_bit_per_level():
+    assert adder_tree(1, 8) == (0, 0, 0)
+    assert adder_tree(4, 8) == (3, 2 * 9 + 10, 2)
+    assert adder_tree(3, 8) == (2, 9 + 10, 2)
+
+
+def test_zero_weights_cost_nothing_and_power_of_two_weights_need_no_multiplier():
+    zeros = estimate_hls(dense_net(np.zeros((16, 4))), CFG).layers[0]
+    assert zeros.cost.lut == 0 and zeros.cost.dsp == 0
+    shifts = estimate_hls(dense_net(np.full((16, 4), 4)), CFG).layers[0]
+    odd = estimate_hls(dense_net(np.full((16, 4), 11)), CFG).layers[0]  # three CSD digits each
+    assert shifts.detail["shift_weights"] == 64 and shifts.detail["csd_digits"] == 64
+    assert odd.detail["csd_digits"] == 3 * 64
+    assert odd.cost.lut > 2.5 * shifts.cost.lut
+
+
+def test_wide_products_go_to_dsp_slices_and_narrow_ones_do_not():
+    wide_in = FixedType(True, 16, 6)
+    wide = estimate_hls(dense_net(np.full((8, 2), 1501), wide_in, w_bits=12), CFG).layers[0]
+    narrow = estimate_hls(dense_net(np.full((8, 2), 5), wide_in, w_bits=4), CFG).layers[0]
+    assert wide.cost.dsp == 16 and wide.detail["dsp_products"] == 16
+    assert narrow.cost.dsp == 0
+
+
+def test_reuse_sets_the_interval_and_resource_strategy_puts_big_weight_arrays_in_bram():
+    net = dense_net(np.random.default_rng(0).integers(-100, 100, size=(64, 32)))
+    shared = estimate_hls(net, EstimateConfig(CFG.part, reuse_factor=8, strategy="resource"))
+    assert shared.ii == 8 and shared.total.bram18 > 0
+    assert shared.latency_cycles >= 8
+    assert estimate_hls(net, CFG).ii == 1
+
+
+def test_a_faster_clock_needs_more_pipeline_stages():
+    net = dense_net(np.random.default_rng(1).integers(-100, 100, size=(64, 32)))
+    slow = estimate_hls(net, EstimateConfig(CFG.part, clock_ns=20)).latency_cycles
+    fast = estimate_hls(net, EstimateConfig(CFG.part, clock_ns=2)).latency_cycles
+    assert fast > slow
+
+
+def test_parts_are_found_by_full_part_number_and_unknown_parts_list_the_known_ones():
+    assert find_part("xcu250-figd2104-2L-e").name == "xcu250"
+    assert find_part("xc7z020clg400-1").dsp == 220
+    with pytest.raises(BadInput, match="known parts: .*xc7z020.*xcvu13p"):
+        find_part("xc9nothing")
+
+
+@pytest.mark.parametrize("kwargs", [{"clock_ns": 0}, {"clock_ns": -1}, {"reuse_factor": 0}, {"strategy": "fast"}])
+def test_bad_estimate_settings_are_rejected(kwargs):
+    with pytest.raises(BadInput):
+        EstimateConfig(CFG.part, **kwargs)
+
+
+def test_rtl_estimate_has_no_dsp_and_counts_da4ml_stages(zoo):
+    from fpga_mpq.ir.from_qonnx import network_from_qonnx
+    from fpga_mpq.ir.types import parse_ap
+
+    net = network_from_qonnx(zoo / "qkeras_jettagging.onnx", parse_ap("ap_fixed<16,6>"))
+    est = estimate_rtl(net, EstimateConfig(find_part("xcvu13p")))
+    data = est.to_json()
+    assert data["target"] == "rtl" and data["total"]["dsp"] == 0
+    assert data["total"]["lut"] > 10_000 and data["total"]["latency_cycles"] >= 1
+    assert [la["name"] for la in data["layers"]][0] == "MatMul_0"
+    assert abs(sum(la["lut"] for la in data["layers"]) - data["total"]["lut"]) <= len(data["layers"])
+
+
+def test_estimate_cli_writes_json_and_chart_into_the_project(default_onnx, tmp_path, capsys):
+    prj = tmp_path / "prj"
+    api.generate(default_onnx, prj)
+    assert main(["estimate", str(prj), "--part", "xc7z020", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(out["total"]) >= {"lut", "ff", "dsp", "bram18", "latency_cycles", "ii"}
+    assert [la["kind"] for la in out["layers"]][:2] == ["dense", "relu"]
+    assert out["part"] == "xc7z020" and out["target"] == "hls"
+    saved = json.loads((prj / "report" / "estimate.json").read_text())
+    assert saved["total"] == out["total"]
+    assert (prj / "report" / "estimate.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--part", "xc1234"], "unknown part 'xc1234'; known parts"),
+        (["--clock", "0"], "clock period 0.0 ns must be positive"),
+        (["--reuse-factor", "7"], "reuse factor 7 does not divide layer"),
+    ],
+)
+def test_estimate_cli_rejects_bad_settings_with_exit_2(default_onnx, tmp_path, capsys, args, message):
+    assert main(["estimate", str(default_onnx), "-o", str(tmp_path / "r"), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
