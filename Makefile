@@ -26,6 +26,8 @@ test: install
 bench: install
 	cd bench && ../$(BIN)/python bench_golden.py
 	cd bench && ../$(BIN)/python bench_build.py
+	cd bench && ../$(BIN)/python bench_estimate.py
+	cd bench && ../$(BIN)/python bench_search.py
 
 # Property tests with many more random networks (600 golden-vs-qonnx, 150 through C simulation).
 fuzz: install

@@ -39,7 +39,7 @@ def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     return float((pred == y).mean())
 
 
-def _fit(model: nn.Module, split: Split, cfg: TrainConfig, epochs: int, desc: str) -> None:
+def fit(model: nn.Module, split: Split, cfg: TrainConfig, epochs: int, desc: str) -> None:
     gen = torch.Generator().manual_seed(cfg.seed)
     x, y = torch.from_numpy(split.x_train), torch.from_numpy(split.y_train)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -59,23 +59,42 @@ def _fit(model: nn.Module, split: Split, cfg: TrainConfig, epochs: int, desc: st
         bar.set_postfix(loss=f"{loss.item():.3f}")
 
 
-def train(spec: Spec, split: Split, cfg: TrainConfig = TrainConfig()) -> TrainResult:
-    """Train the float MLP, copy its weights into the quantized one, then run QAT."""
+def train_float(spec: Spec, split: Split, cfg: TrainConfig) -> FloatMLP:
+    """The float reference every quantized model starts from (and is compared with)."""
     if split.n_classes > spec.layers[-1].units:
         raise BadInput(f"spec: last layer has {spec.layers[-1].units} units but the data has {split.n_classes} classes")
     torch.manual_seed(cfg.seed)
     fmodel = FloatMLP(spec, split.n_features)
-    _fit(fmodel, split, cfg, cfg.float_epochs, "float training")
-    torch.manual_seed(cfg.seed)
-    qmodel = QuantMLP(spec, split.n_features)
-    linears = [m for m in fmodel.net if isinstance(m, nn.Linear)]
-    qlinears = [m for m in qmodel.layers if isinstance(m, nn.Linear)]
+    fit(fmodel, split, cfg, cfg.float_epochs, "float training")
+    return fmodel.eval()
+
+
+def quant_from_float(fmodel: nn.Module, spec: Spec, n_features: int, seed: int) -> QuantMLP:
+    """A QuantMLP of ``spec`` holding ``fmodel``'s weights (no calibration, no training)."""
+    torch.manual_seed(seed)
+    qmodel = QuantMLP(spec, n_features)
+    floats = [m for m in fmodel.modules() if isinstance(m, nn.Linear)]
+    quants = [m for m in qmodel.modules() if isinstance(m, nn.Linear)]
     with torch.no_grad():
-        for f, q in zip(linears, qlinears, strict=True):
+        for f, q in zip(floats, quants, strict=True):
             q.weight.copy_(f.weight)
             q.bias.copy_(f.bias)
-    _fit(qmodel, split, cfg, cfg.epochs, "quantization-aware training")
-    qmodel.eval()
+    return qmodel
+
+
+def qat(
+    fmodel: nn.Module, spec: Spec, split: Split, cfg: TrainConfig, desc: str = "quantization-aware training"
+) -> QuantMLP:
+    """Quantization-aware training of ``spec`` starting from the float weights."""
+    qmodel = quant_from_float(fmodel, spec, split.n_features, cfg.seed)
+    fit(qmodel, split, cfg, cfg.epochs, desc)
+    return qmodel.eval()
+
+
+def train(spec: Spec, split: Split, cfg: TrainConfig = TrainConfig()) -> TrainResult:
+    """Train the float MLP, copy its weights into the quantized one, then run QAT."""
+    fmodel = train_float(spec, split, cfg)
+    qmodel = qat(fmodel, spec, split, cfg)
     return TrainResult(
         qmodel, accuracy(fmodel, split.x_test, split.y_test), accuracy(qmodel, split.x_test, split.y_test)
     )

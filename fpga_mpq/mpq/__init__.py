@@ -1,0 +1,204 @@
+"""Mixed-precision search: per-layer widths chosen against an accuracy or hardware-cost target.
+
+Every configuration is a :class:`~fpga_mpq.models.spec.Spec`, so a chosen design flows through
+train, export and generate unchanged. The searched quantizers are each layer's weights and each
+hidden layer's activation (the next layer's input); the input, the biases and the output quantizer
+keep the base spec's widths, since they are not multiplier operands.
+
+The methods (``uniform``, ``ptq``, ``sdq``) share one interface, ``run(problem, target) -> MethodResult``;
+:func:`fpga_mpq.mpq.search.search` is the entry point.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from brevitas.graph.calibrate import calibration_mode
+from torch import nn
+
+from fpga_mpq.data import Split
+from fpga_mpq.errors import BadInput
+from fpga_mpq.models.mlp import FloatMLP, QuantMLP
+from fpga_mpq.models.spec import Spec
+from fpga_mpq.mpq.cost import BUDGET_METRICS, CostModel
+from fpga_mpq.mpq.front import Point
+from fpga_mpq.train import TrainConfig, accuracy
+
+MIN_CANDIDATE, MAX_CANDIDATE = 1, 16
+WEIGHT_MIN_BITS = 2  # a narrow-range signed 1-bit weight has only the level 0
+
+
+@dataclass(frozen=True)
+class Widths:
+    """The searched widths: weight bits of every layer, activation bits of every hidden layer."""
+
+    weights: tuple[int, ...]
+    acts: tuple[int, ...]
+
+    def label(self) -> str:
+        return "w" + "/".join(map(str, self.weights)) + " a" + "/".join(map(str, self.acts))
+
+
+def widths_of(spec: Spec) -> Widths:
+    return Widths(tuple(la.weight_bits for la in spec.layers), tuple(la.act_bits for la in spec.layers[:-1]))
+
+
+def apply_widths(spec: Spec, widths: Widths) -> Spec:
+    acts = (*widths.acts, spec.layers[-1].act_bits)
+    layers = tuple(
+        replace(la, weight_bits=w, act_bits=a) for la, w, a in zip(spec.layers, widths.weights, acts, strict=True)
+    )
+    return replace(spec, layers=layers)
+
+
+@dataclass(frozen=True)
+class Ladders:
+    """Allowed widths per quantizer kind, ascending: weights drop the 1-bit candidate."""
+
+    weights: tuple[int, ...]
+    acts: tuple[int, ...]
+
+    def uniform(self, spec: Spec, bits: int) -> Widths:
+        w = max(bits, WEIGHT_MIN_BITS)
+        return Widths((w,) * len(spec.layers), (bits,) * (len(spec.layers) - 1))
+
+    def widest(self, spec: Spec) -> Widths:
+        return Widths((self.weights[-1],) * len(spec.layers), (self.acts[-1],) * (len(spec.layers) - 1))
+
+    def cheapest(self, spec: Spec) -> Widths:
+        return Widths((self.weights[0],) * len(spec.layers), (self.acts[0],) * (len(spec.layers) - 1))
+
+
+def check_candidates(candidates: tuple[int, ...] | list[int]) -> Ladders:
+    """Validate the candidate list; bad widths are the user's error."""
+    cands = tuple(candidates)
+    if not cands:
+        raise BadInput("--candidates: needs at least one bit-width")
+    for c in cands:
+        if isinstance(c, bool) or not isinstance(c, int) or not MIN_CANDIDATE <= c <= MAX_CANDIDATE:
+            raise BadInput(f"--candidates: {c!r} is not a bit-width in {MIN_CANDIDATE}..{MAX_CANDIDATE}")
+    acts = tuple(sorted(set(cands)))
+    weights = tuple(c for c in acts if c >= WEIGHT_MIN_BITS)
+    if not weights:
+        raise BadInput(f"--candidates: weights need at least {WEIGHT_MIN_BITS} bits, got only {list(acts)}")
+    return Ladders(weights, acts)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Either an allowed accuracy drop (points below the float model, validation set) or a cost budget."""
+
+    max_drop: float | None = None
+    metric: str | None = None
+    budget: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.max_drop is None) == (self.budget is None):
+            raise BadInput("give exactly one of --max-drop and --budget")
+        if self.max_drop is not None and not (np.isfinite(self.max_drop) and self.max_drop >= 0):
+            raise BadInput(f"--max-drop {self.max_drop}: must be a non-negative number of accuracy points")
+        if self.budget is not None:
+            if self.metric not in BUDGET_METRICS.values():
+                raise BadInput(f"--budget: unknown metric {self.metric!r} (one of {', '.join(BUDGET_METRICS)})")
+            if not (np.isfinite(self.budget) and self.budget > 0):
+                raise BadInput(f"--budget {self.metric}={self.budget}: must be a positive number")
+
+    def describe(self) -> str:
+        if self.max_drop is not None:
+            return f"max-drop {self.max_drop} points"
+        return f"{self.metric} <= {self.budget:g}"
+
+    def to_dict(self) -> dict:
+        return {"max_drop": self.max_drop, "metric": self.metric, "budget": self.budget}
+
+
+def parse_budget(text: str) -> Target:
+    """``luts=5000`` / ``bops=1e6`` / ``dsp=0`` / ``exact_bits=...`` at the CLI edge."""
+    m = re.fullmatch(r"\s*(\w+)\s*=\s*([0-9.eE+-]+)\s*", text)
+    if not m:
+        raise BadInput(f"--budget {text!r}: expected METRIC=N, e.g. luts=5000")
+    name, value = m.group(1).lower(), m.group(2)
+    if name not in BUDGET_METRICS:
+        raise BadInput(f"--budget {text!r}: unknown metric {name!r} (one of {', '.join(BUDGET_METRICS)})")
+    try:
+        number = float(value)
+    except ValueError:
+        raise BadInput(f"--budget {text!r}: {value!r} is not a number") from None
+    return Target(metric=BUDGET_METRICS[name], budget=number)
+
+
+@dataclass
+class Problem:
+    """What every method gets: the base spec, the data, the trained float model and the cost model."""
+
+    spec: Spec
+    split: Split
+    ladders: Ladders
+    cost: CostModel
+    fmodel: FloatMLP
+    train_cfg: TrainConfig
+    float_val: float
+    float_test: float
+
+    def meets(self, point: Point, target: Target) -> bool:
+        if target.budget is not None:
+            return point.costs[target.metric] <= target.budget
+        return point.val_acc >= self.float_val - target.max_drop / 100.0
+
+
+@dataclass
+class MethodResult:
+    """A method's answer: the chosen point (``None`` when infeasible, with the reason) and all it evaluated."""
+
+    chosen: Point | None
+    model: QuantMLP | None
+    front: list[Point]
+    reason: str = ""
+    log: dict = field(default_factory=dict)
+
+
+def select(points: list[Point], problem: Problem, target: Target) -> Point | None:
+    """Budget: the most accurate point within it. Max-drop: the cheapest point within the drop."""
+    ok = [p for p in points if problem.meets(p, target)]
+    if not ok:
+        return None
+    if target.budget is not None:
+        return max(ok, key=lambda p: (p.val_acc, -p.costs[target.metric]))
+    metric = problem.cost.headline
+    return min(ok, key=lambda p: (p.costs[metric], -p.val_acc))
+
+
+def seed_all(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def linears(model: nn.Module) -> list[nn.Linear]:
+    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def calibrate(qmodel: QuantMLP, x: np.ndarray) -> QuantMLP:
+    """Set every activation quantizer's range from float statistics on ``x`` (Brevitas calibration mode)."""
+    if len(x) == 0:
+        raise BadInput("the calibration set is empty")
+    qmodel.eval()
+    with torch.no_grad(), calibration_mode(qmodel):
+        qmodel(torch.from_numpy(x))
+    return qmodel.eval()
+
+
+def make_point(problem: Problem, method: str, label: str, model: QuantMLP, sqnr: float | None = None) -> Point:
+    """Measure a configuration: its costs, and its validation and test accuracy."""
+    split = problem.split
+    return Point(
+        method=method,
+        label=label,
+        spec=model.spec,
+        costs=problem.cost.measure(model),
+        val_acc=accuracy(model, split.x_val, split.y_val),
+        test_acc=accuracy(model, split.x_test, split.y_test),
+        sqnr=sqnr,
+    )

@@ -1,0 +1,116 @@
+"""Evaluated configurations, their Pareto front, the iso-accuracy cost ratio, and the CSV / PNG reports.
+
+Reports and comparisons use test accuracy (held out from every choice); methods choose on the
+validation set.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fpga_mpq.models.spec import Spec
+
+ISO_TOLERANCE = 0.005  # half an accuracy point
+CSV_METRICS = ("bops", "exact_bits", "lut", "ff", "dsp")
+CSV_HEADER = ("method", "label", "weight_bits", "act_bits", *CSV_METRICS, "val_acc", "test_acc", "sqnr_db", "on_front")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One evaluated configuration."""
+
+    method: str
+    label: str
+    spec: Spec
+    costs: dict[str, float]
+    val_acc: float
+    test_acc: float
+    sqnr: float | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "method": self.method,
+            "label": self.label,
+            "weight_bits": [la.weight_bits for la in self.spec.layers],
+            "act_bits": [la.act_bits for la in self.spec.layers],
+            "costs": self.costs,
+            "val_acc": self.val_acc,
+            "test_acc": self.test_acc,
+            "sqnr_db": self.sqnr,
+        }
+
+
+def pareto(points: Iterable[Point], metric: str) -> list[Point]:
+    """Non-dominated points (lower cost, higher test accuracy), cheapest first."""
+    best: list[Point] = []
+    for p in sorted(points, key=lambda p: (p.costs[metric], -p.test_acc)):
+        if not best or p.test_acc > best[-1].test_acc:
+            best.append(p)
+    return best
+
+
+def iso_accuracy_cost_ratio(chosen: Point, uniform: Iterable[Point], metric: str) -> float | None:
+    """chosen cost / cost of the cheapest uniform design at least as accurate as the chosen one minus
+    half a point; ``None`` when no uniform design gets there (the chosen one is beyond the uniform front)."""
+    reach = [p.costs[metric] for p in uniform if p.test_acc >= chosen.test_acc - ISO_TOLERANCE]
+    if not reach:
+        return None
+    return chosen.costs[metric] / min(reach)
+
+
+def write_csv(points: Iterable[Point], path: Path, metric: str) -> None:
+    """Every evaluated configuration with all cost metrics; ``on_front`` marks each method's Pareto points."""
+    points = list(points)
+    on_front = set()
+    for method in {p.method for p in points}:
+        on_front |= {id(p) for p in pareto([p for p in points if p.method == method], metric)}
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(CSV_HEADER)
+        for p in points:
+            w.writerow(
+                [
+                    p.method,
+                    p.label,
+                    "/".join(str(la.weight_bits) for la in p.spec.layers),
+                    "/".join(str(la.act_bits) for la in p.spec.layers),
+                    *(p.costs.get(m, "") for m in CSV_METRICS),
+                    f"{p.val_acc:.4f}",
+                    f"{p.test_acc:.4f}",
+                    "" if p.sqnr is None else f"{p.sqnr:.2f}",
+                    int(id(p) in on_front),
+                ]
+            )
+
+
+def plot(points: Iterable[Point], path: Path, metric: str, chosen: Point | None = None) -> None:
+    """Test accuracy against cost per method, each method's front as a step line, the choice starred."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = list(points)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for method in sorted({p.method for p in points}):
+        mine = [p for p in points if p.method == method]
+        (line,) = ax.step(
+            [p.costs[metric] for p in pareto(mine, metric)],
+            [100 * p.test_acc for p in pareto(mine, metric)],
+            where="post",
+            label=f"{method} front",
+        )
+        ax.scatter([p.costs[metric] for p in mine], [100 * p.test_acc for p in mine], s=12, color=line.get_color())
+    if chosen is not None:
+        ax.scatter([chosen.costs[metric]], [100 * chosen.test_acc], marker="*", s=220, color="k", label="chosen")
+    ax.set_xscale("log")
+    ax.set_xlabel(metric)
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,189 @@
+"""Post-training mixed precision (Pandey et al. 2023; AIMET Automatic Mixed Precision).
+
+No retraining: each configuration is the float model's weights in a QuantMLP of that spec, with
+activation ranges calibrated on a few hundred unlabeled training samples.
+
+1. Baseline: every group (a layer's weights; a hidden activation) at the widest candidate.
+2. Sensitivity: each group alone at each lower candidate, scored by the SQNR of the network
+   output against the float model on the calibration set (label free).
+3. Front: from the baseline, repeatedly take the move (one group one rung down the ladder) with
+   the least SQNR lost per unit of cost saved, ties to the larger saving. This is AIMET's greedy
+   phase 2; a plain sort by SQNR ignores that a harmless move on a tiny layer saves almost nothing.
+4. Binary search along the front: the longest prefix within ``max_drop`` (validation accuracy
+   points below the float model, or with ``use_labels=False`` SQNR dB below the baseline), or the
+   shortest prefix within the budget. Accuracy is assumed monotone along the front, as in AIMET;
+   the chosen point itself is always checked.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from fpga_mpq.errors import BadInput
+from fpga_mpq.models.mlp import QuantMLP
+from fpga_mpq.mpq import MethodResult, Problem, Target, Widths, apply_widths, calibrate, make_point
+from fpga_mpq.mpq.front import Point
+from fpga_mpq.train import quant_from_float
+
+CALIB_SAMPLES = 256
+MAX_SQNR_DB = 300.0  # a bit-exact output; keeps differences finite
+
+Group = tuple[str, int]  # ("w", layer) or ("a", hidden layer)
+
+
+def sqnr_db(ref: np.ndarray, out: np.ndarray) -> float:
+    """10·log10(E[y²] / E[(y − ŷ)²]) of the network output against the float one."""
+    noise = float(np.mean((ref - out) ** 2))
+    if noise == 0.0:
+        return MAX_SQNR_DB
+    return min(10.0 * math.log10(float(np.mean(ref**2)) / noise), MAX_SQNR_DB)
+
+
+def _get(widths: Widths, g: Group) -> int:
+    return (widths.weights if g[0] == "w" else widths.acts)[g[1]]
+
+
+def _set(widths: Widths, g: Group, bits: int) -> Widths:
+    if g[0] == "w":
+        return replace(widths, weights=widths.weights[: g[1]] + (bits,) + widths.weights[g[1] + 1 :])
+    return replace(widths, acts=widths.acts[: g[1]] + (bits,) + widths.acts[g[1] + 1 :])
+
+
+class _Evaluator:
+    """Builds, calibrates and scores configurations once each."""
+
+    def __init__(self, problem: Problem, x_cal: np.ndarray) -> None:
+        self.problem, self.x_cal = problem, x_cal
+        with torch.no_grad():
+            self.ref = problem.fmodel(torch.from_numpy(x_cal)).numpy()
+        self.models: dict[Widths, QuantMLP] = {}
+        self.points: dict[Widths, Point] = {}
+        self.layer_costs: dict[tuple[int, int, int], dict[str, float]] = {}
+
+    def model(self, widths: Widths) -> QuantMLP:
+        if widths not in self.models:
+            p = self.problem
+            spec = apply_widths(p.spec, widths)
+            qmodel = quant_from_float(p.fmodel, spec, p.split.n_features, p.train_cfg.seed)
+            self.models[widths] = calibrate(qmodel, self.x_cal)
+        return self.models[widths]
+
+    def sqnr(self, widths: Widths) -> float:
+        with torch.no_grad():
+            out = self.model(widths)(torch.from_numpy(self.x_cal)).numpy()
+        return sqnr_db(self.ref, out)
+
+    def point(self, widths: Widths, label: str) -> Point:
+        if widths not in self.points:
+            self.points[widths] = make_point(self.problem, "ptq", label, self.model(widths), self.sqnr(widths))
+        return self.points[widths]
+
+    def cost(self, widths: Widths, metric: str) -> float:
+        """Summed per-layer costs; a layer's cost depends only on its weight and input widths."""
+        in_bits = (self.problem.spec.input_bits, *widths.acts)
+        keys = [(i, w, b) for i, (w, b) in enumerate(zip(widths.weights, in_bits, strict=True))]
+        if any(k not in self.layer_costs for k in keys):
+            per_layer = self.problem.cost.measure_layers(self.model(widths))
+            self.layer_costs |= dict(zip(keys, per_layer, strict=True))
+        return sum(self.layer_costs[k][metric] for k in keys)
+
+
+def _ladder(problem: Problem, g: Group) -> tuple[int, ...]:
+    return problem.ladders.weights if g[0] == "w" else problem.ladders.acts
+
+
+def _front_path(problem: Problem, ev: _Evaluator, metric: str) -> tuple[list[Widths], dict]:
+    """Phases 1 and 2: sensitivities, then the greedy sequence of configurations from the baseline."""
+    n = len(problem.spec.layers)
+    groups: list[Group] = [("w", i) for i in range(n)] + [("a", i) for i in range(n - 1)]
+    base = problem.ladders.widest(problem.spec)
+    base_sqnr = ev.sqnr(base)
+    sens = {(g, c): ev.sqnr(_set(base, g, c)) for g in groups for c in _ladder(problem, g)[:-1]}
+    score = {(g, _ladder(problem, g)[-1]): base_sqnr for g in groups} | sens
+    path, cur, moves = [base], base, []
+    while True:
+        options = []
+        for k, g in enumerate(groups):
+            lower = [c for c in _ladder(problem, g) if c < _get(cur, g)]
+            if not lower:
+                continue
+            nxt = _set(cur, g, lower[-1])
+            harm = max(score[(g, _get(cur, g))] - score[(g, lower[-1])], 0.0)
+            saving = ev.cost(cur, metric) - ev.cost(nxt, metric)
+            options.append((harm / saving if saving > 0 else math.inf, -saving, k, nxt))
+        if not options:
+            break
+        _, _, k, cur = min(options, key=lambda o: o[:3])
+        path.append(cur)
+        moves.append(f"{groups[k][0]}{groups[k][1]}->{_get(cur, groups[k])}")
+    log = {
+        "baseline_sqnr_db": base_sqnr,
+        "sensitivity_sqnr_db": {f"{g[0]}{g[1]}@{c}": s for (g, c), s in sens.items()},
+        "moves": moves,
+        "order_metric": metric,
+    }
+    return path, log
+
+
+def _last_true(n: int, pred) -> int:
+    """Largest k in [0, n) with pred(k), given pred(0) and a monotone predicate."""
+    lo, hi = 0, n - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if pred(mid) else (lo, mid - 1)
+    return lo
+
+
+def _first_true(n: int, pred) -> int:
+    """Smallest k in [0, n) with pred(k), given pred(n - 1) and a monotone predicate."""
+    lo, hi = 0, n - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if pred(mid) else (mid + 1, hi)
+    return lo
+
+
+def run(problem: Problem, target: Target, calib_samples: int = CALIB_SAMPLES, use_labels: bool = True) -> MethodResult:
+    x_cal = problem.split.x_train[:calib_samples]
+    if calib_samples < 1 or len(x_cal) == 0:
+        raise BadInput(f"ptq: the calibration set is empty (calib_samples={calib_samples})")
+    ev = _Evaluator(problem, x_cal)
+    metric = target.metric if target.budget is not None else problem.cost.headline
+    path, log = _front_path(problem, ev, metric)
+
+    def point(k: int) -> Point:
+        return ev.point(path[k], f"ptq step {k}")
+
+    if target.budget is not None:
+        feasible = point(len(path) - 1).costs[metric] <= target.budget
+        k = _first_true(len(path), lambda i: point(i).costs[metric] <= target.budget) if feasible else None
+    elif use_labels:
+        floor = problem.float_val - target.max_drop / 100.0
+        feasible = point(0).val_acc >= floor
+        k = _last_true(len(path), lambda i: point(i).val_acc >= floor) if feasible else None
+    else:
+        floor = point(0).sqnr - target.max_drop
+        k = _last_true(len(path), lambda i: point(i).sqnr >= floor)
+        feasible = True
+    front = [point(i) for i in range(len(path))]
+    if not feasible:
+        return MethodResult(None, None, front, reason=_infeasible(front, target, metric, problem), log=log)
+    return MethodResult(front[k], ev.model(path[k]), front, log=log)
+
+
+def _infeasible(front: list[Point], target: Target, metric: str, problem: Problem) -> str:
+    if target.budget is not None:
+        p = front[-1]
+        return (
+            f"no configuration meets {target.describe()}: the cheapest ({p.label}, all lowest candidates) costs "
+            f"{p.costs[metric]:g} {metric} at {100 * p.val_acc:.2f}% validation accuracy"
+        )
+    p = front[0]
+    return (
+        f"even the widest configuration reaches {100 * p.val_acc:.2f}% validation accuracy, more than "
+        f"{target.max_drop} points below the float model's {100 * problem.float_val:.2f}%"
+    )

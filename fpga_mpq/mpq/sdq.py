@@ -1,0 +1,352 @@
+"""SDQ — Stochastic Differentiable Quantization (Huang et al., ICML 2022), our reading of the abstract.
+
+Stage 1, strategy search (a light fake-quantized copy of the float MLP, not Brevitas): every group
+(a layer's weights; a hidden activation) holds an adjacent pair (lo, hi) of its ladder and a
+Differentiable Bitwidth Parameter β ∈ [0, 1]. Each step draws hi with probability β, else lo, and
+the straight-through mixture ``Q_lo + (z + β − sg(β))·(Q_hi − Q_lo)`` gives β the gradient
+⟨∂L/∂q, Q_hi − Q_lo⟩. Loss = task + λ·E[cost]/cost(widest) where E[cost] is per-layer
+k_l·MACs·E[b_w]·E[b_in], k_l the budget metric per BOP of that layer at the widest widths. λ follows
+a multiplicative controller towards the budget. β below ε moves the pair one rung down, above 1 − ε
+one rung up. Commitment: hi if β ≥ ½ else lo; while the proxy cost is over budget the group with the
+lowest β drops a rung.
+
+Stage 2, fine-tuning the committed spec in a Brevitas QuantMLP (the model that is exported): task
+loss mixed with knowledge distillation from the float model, plus bin regularisation (each weight
+pulled to its level; the levels' soft occupancy kept high-entropy). The real cost is then measured;
+if it misses the budget, the proxy budget is scaled down and commitment and fine-tuning are redone.
+A max-drop target bisects the budget (log scale) between the cheapest and widest configurations.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from brevitas.nn import QuantLinear
+from torch import nn
+from tqdm import tqdm
+
+from fpga_mpq.errors import BadInput
+from fpga_mpq.models.mlp import QuantMLP
+from fpga_mpq.mpq import MethodResult, Problem, Target, Widths, apply_widths, calibrate, linears, make_point
+from fpga_mpq.mpq.front import Point
+from fpga_mpq.train import quant_from_float
+
+log = logging.getLogger(__name__)
+CALIB_SAMPLES = 256
+REPAIR_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class SdqConfig:
+    search_epochs: int = 20
+    beta_lr: float = 0.05
+    lambda_init: float = 0.1
+    controller_gain: float = 0.05
+    eps: float = 0.05  # β threshold for moving the pair one rung
+    kd_alpha: float = 0.5  # share of the distillation loss
+    kd_temperature: float = 2.0
+    bin_reg: float = 0.1  # the paper's ablation optimum
+    entropy_weight: float = 0.1  # within the bin regulariser
+    probes: int = 4  # bisection steps for a max-drop target
+
+
+def _round_ste(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+def _fq_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Brevitas Int*WeightPerTensorFixedPoint: narrow signed, power-of-two scale ⌈max|w| / (2^(b−1)−1)⌉."""
+    m = 2 ** (bits - 1) - 1
+    s = 2.0 ** torch.ceil(torch.log2(w.detach().abs().max().clamp_min(1e-8) / m))
+    return torch.clamp(_round_ste(w / s), -m, m) * s
+
+
+def _fq_act(x: torch.Tensor, bits: int, top: float) -> torch.Tensor:
+    """Unsigned activation with a power-of-two scale for the calibrated range ``top``."""
+    m = 2**bits - 1
+    s = 2.0 ** math.ceil(math.log2(max(top, 1e-8) / m))
+    return torch.clamp(_round_ste(x / s), 0, m) * s
+
+
+class _Dbp(nn.Module):
+    """One group's Differentiable Bitwidth Parameter over a pair of adjacent ladder rungs."""
+
+    def __init__(self, ladder: tuple[int, ...]) -> None:
+        super().__init__()
+        self.ladder = ladder
+        self.idx = max(len(ladder) - 2, 0)  # start at the top pair, all mass on the widest
+        self.beta = nn.Parameter(torch.tensor(1.0))
+
+    @property
+    def lo(self) -> int:
+        return self.ladder[self.idx]
+
+    @property
+    def hi(self) -> int:
+        return self.ladder[min(self.idx + 1, len(self.ladder) - 1)]
+
+    def expected_bits(self) -> torch.Tensor:
+        return self.lo + self.beta * (self.hi - self.lo)
+
+    def committed(self) -> int:
+        return self.hi if self.beta.item() >= 0.5 else self.lo
+
+    def mix(self, q_lo: torch.Tensor, q_hi: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+        if gen is None:  # evaluation: the committed width
+            return q_hi if self.beta.item() >= 0.5 else q_lo
+        z = (torch.rand((), generator=gen) < self.beta.detach()).float()
+        return q_lo + (z + self.beta - self.beta.detach()) * (q_hi - q_lo)
+
+    def settle(self, eps: float) -> None:
+        """Clamp β and move the pair one rung when β sits at an end."""
+        with torch.no_grad():
+            self.beta.clamp_(0.0, 1.0)
+            if self.beta < eps and self.idx > 0:
+                self.idx -= 1
+                self.beta.fill_(1.0 - 4 * eps)
+            elif self.beta > 1.0 - eps and self.idx < len(self.ladder) - 2:
+                self.idx += 1
+                self.beta.fill_(4 * eps)
+
+
+class _StochasticMLP(nn.Module):
+    def __init__(self, problem: Problem, x_cal: np.ndarray, k: list[float]) -> None:
+        super().__init__()
+        float_linears = linears(problem.fmodel)
+        self.weights = nn.ParameterList([nn.Parameter(f.weight.detach().clone()) for f in float_linears])
+        self.biases = nn.ParameterList([nn.Parameter(f.bias.detach().clone()) for f in float_linears])
+        self.w_dbp = nn.ModuleList([_Dbp(problem.ladders.weights) for _ in float_linears])
+        self.a_dbp = nn.ModuleList([_Dbp(problem.ladders.acts) for _ in float_linears[:-1]])
+        self.in_bits, self.in_top = problem.spec.input_bits, float(np.max(problem.split.x_train))
+        with torch.no_grad():  # hidden ranges from the float model on the calibration set
+            h, tops = torch.from_numpy(x_cal), []
+            for lin in float_linears[:-1]:
+                h = torch.relu(lin(h))
+                tops.append(float(h.max()))
+        self.tops = tops
+        self.macs = [f.in_features * f.out_features for f in float_linears]
+        self.k = k
+
+    def forward(self, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+        h = _fq_act(x, self.in_bits, self.in_top)
+        for i, (w, b, d) in enumerate(zip(self.weights, self.biases, self.w_dbp, strict=True)):
+            h = F.linear(h, d.mix(_fq_weight(w, d.lo), _fq_weight(w, d.hi), gen), b)
+            if i < len(self.a_dbp):
+                h, a = torch.relu(h), self.a_dbp[i]
+                h = a.mix(_fq_act(h, a.lo, self.tops[i]), _fq_act(h, a.hi, self.tops[i]), gen)
+        return h
+
+    def expected_cost(self) -> torch.Tensor:
+        """Σ k_l·MACs_l·E[b_w]·E[b_in]: the budget metric's proxy, differentiable in every β."""
+        in_bits = [torch.tensor(float(self.in_bits))] + [a.expected_bits() for a in self.a_dbp]
+        parts = zip(self.k, self.macs, self.w_dbp, in_bits, strict=True)
+        return torch.stack([k * m * d.expected_bits() * b for k, m, d, b in parts]).sum()
+
+    def proxy(self, widths: Widths) -> float:
+        in_bits = (self.in_bits, *widths.acts)
+        return sum(k * m * w * b for k, m, w, b in zip(self.k, self.macs, widths.weights, in_bits, strict=True))
+
+    def committed(self) -> Widths:
+        return Widths(tuple(d.committed() for d in self.w_dbp), tuple(a.committed() for a in self.a_dbp))
+
+
+def _search(problem: Problem, net: _StochasticMLP, rel_budget: float, cfg: SdqConfig) -> list[dict]:
+    """Stage 1: learn weights and DBPs under the λ-weighted expected cost; returns per-epoch logs."""
+    seed = problem.train_cfg.seed
+    gen = torch.Generator().manual_seed(seed)
+    widest = net.proxy(problem.ladders.widest(problem.spec))
+    betas = [d.beta for d in [*net.w_dbp, *net.a_dbp]]
+    opt_w = torch.optim.Adam([*net.weights, *net.biases], lr=problem.train_cfg.lr)
+    opt_b = torch.optim.Adam(betas, lr=cfg.beta_lr)
+    x, y = torch.from_numpy(problem.split.x_train), torch.from_numpy(problem.split.y_train)
+    lam, history = cfg.lambda_init, []
+    for epoch in tqdm(range(cfg.search_epochs), desc="SDQ strategy search", leave=False, disable=None):
+        order = torch.randperm(len(x), generator=gen)
+        sums = np.zeros(2)
+        for start in range(0, len(x), problem.train_cfg.batch_size):
+            idx = order[start : start + problem.train_cfg.batch_size]
+            task = F.cross_entropy(net(x[idx], gen), y[idx])
+            rel_cost = net.expected_cost() / widest
+            opt_w.zero_grad()
+            opt_b.zero_grad()
+            (task + lam * rel_cost).backward()
+            opt_w.step()
+            opt_b.step()
+            for d in [*net.w_dbp, *net.a_dbp]:
+                d.settle(cfg.eps)
+            lam = float(np.clip(lam * math.exp(cfg.controller_gain * (rel_cost.item() / rel_budget - 1)), 1e-4, 1e4))
+            sums += (task.item(), rel_cost.item())
+        n = math.ceil(len(x) / problem.train_cfg.batch_size)
+        history.append(
+            {
+                "epoch": epoch,
+                "task_loss": float(sums[0] / n),
+                "expected_rel_cost": float(sums[1] / n),
+                "lambda": lam,
+                "widths": net.committed().label(),
+            }
+        )
+        log.info("sdq search %s", history[-1])
+    return history
+
+
+def _commit(problem: Problem, net: _StochasticMLP, budget: float) -> Widths:
+    """Each group's likelier width; then, while over the proxy budget, the least-wanted group drops a rung."""
+    widths = net.committed()
+    groups = [("w", i, d) for i, d in enumerate(net.w_dbp)] + [("a", i, d) for i, d in enumerate(net.a_dbp)]
+    while net.proxy(widths) > budget:
+        options = []
+        for kind, i, d in groups:
+            cur = (widths.weights if kind == "w" else widths.acts)[i]
+            lower = [c for c in d.ladder if c < cur]
+            if lower:
+                options.append((d.beta.item(), kind, i, lower[-1]))
+        if not options:
+            break
+        _, kind, i, bits = min(options)
+        if kind == "w":
+            widths = Widths(widths.weights[:i] + (bits,) + widths.weights[i + 1 :], widths.acts)
+        else:
+            widths = Widths(widths.weights, widths.acts[:i] + (bits,) + widths.acts[i + 1 :])
+    return widths
+
+
+def _bin_reg(lin: QuantLinear, entropy_weight: float) -> torch.Tensor:
+    """Pull weights onto their quantization levels; keep the levels' soft occupancy high-entropy."""
+    qw = lin.quant_weight()
+    ws = lin.weight / qw.scale.detach()
+    m = int(2 ** (int(qw.bit_width) - 1) - 1)
+    levels = torch.arange(-m, m + 1, dtype=ws.dtype)
+    pull = ((ws - torch.clamp(torch.round(ws), -m, m).detach()) ** 2).mean()
+    occupancy = torch.softmax(-((ws.reshape(-1, 1) - levels) ** 2) / 0.25, dim=1).mean(dim=0)
+    entropy = -(occupancy * torch.log(occupancy + 1e-12)).sum() / math.log(2 * m + 1)
+    return pull + entropy_weight * (1.0 - entropy)
+
+
+def _finetune(
+    problem: Problem, net: _StochasticMLP, widths: Widths, x_cal: np.ndarray, cfg: SdqConfig
+) -> tuple[QuantMLP, list[dict]]:
+    """Stage 2: QAT of the committed spec from the searched weights, with distillation and bin regularisation."""
+    tc = problem.train_cfg
+    spec = apply_widths(problem.spec, widths)
+    qmodel = quant_from_float(problem.fmodel, spec, problem.split.n_features, tc.seed)
+    with torch.no_grad():
+        for q, w, b in zip(linears(qmodel), net.weights, net.biases, strict=True):
+            q.weight.copy_(w)
+            q.bias.copy_(b)
+    calibrate(qmodel, x_cal)
+    gen = torch.Generator().manual_seed(tc.seed)
+    x, y = torch.from_numpy(problem.split.x_train), torch.from_numpy(problem.split.y_train)
+    with torch.no_grad():
+        teacher = problem.fmodel(x)
+    opt = torch.optim.Adam(qmodel.parameters(), lr=tc.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(tc.epochs, 1))
+    t, history = cfg.kd_temperature, []
+    for epoch in tqdm(range(tc.epochs), desc=f"SDQ fine-tune {widths.label()}", leave=False, disable=None):
+        qmodel.train()
+        order = torch.randperm(len(x), generator=gen)
+        sums = np.zeros(3)
+        for start in range(0, len(x), tc.batch_size):
+            idx = order[start : start + tc.batch_size]
+            out = qmodel(x[idx])
+            task = F.cross_entropy(out, y[idx])
+            kd = F.kl_div(F.log_softmax(out / t, 1), F.softmax(teacher[idx] / t, 1), reduction="batchmean") * t * t
+            reg = sum(_bin_reg(lin, cfg.entropy_weight) for lin in linears(qmodel))
+            opt.zero_grad()
+            ((1 - cfg.kd_alpha) * task + cfg.kd_alpha * kd + cfg.bin_reg * reg).backward()
+            opt.step()
+            sums += (task.item(), kd.item(), float(reg))
+        sched.step()
+        n = math.ceil(len(x) / tc.batch_size)
+        task_loss, kd_loss, bin_loss = map(float, sums / n)
+        history.append({"epoch": epoch, "task_loss": task_loss, "kd_loss": kd_loss, "bin_reg": bin_loss})
+        log.info("sdq fine-tune %s", history[-1])
+    return qmodel.eval(), history
+
+
+def _layer_factors(problem: Problem, x_cal: np.ndarray, metric: str) -> tuple[list[float], float]:
+    """Per layer, the budget metric per BOP (least squares over the uniform widths, float weights), so the
+    differentiable proxy is in the metric's units; and the widest configuration's cost."""
+    num = np.zeros(len(problem.spec.layers))
+    den = np.zeros(len(problem.spec.layers))
+    for bits in problem.ladders.acts:
+        spec = apply_widths(problem.spec, problem.ladders.uniform(problem.spec, bits))
+        model = quant_from_float(problem.fmodel, spec, problem.split.n_features, problem.train_cfg.seed)
+        per_layer = problem.cost.measure_layers(calibrate(model, x_cal))
+        num += [c[metric] * c["bops"] for c in per_layer]
+        den += [c["bops"] ** 2 for c in per_layer]
+    widest = sum(c[metric] for c in per_layer)  # the loop ends at the widest candidate
+    return [float(v) for v in num / den], widest
+
+
+def _probe(
+    problem: Problem, target_metric: str, budget: float, x_cal: np.ndarray, k: list[float], cfg: SdqConfig
+) -> tuple[Point, QuantMLP, dict]:
+    """One SDQ run at ``budget`` (in the metric's units): search, commit, fine-tune, check, repair."""
+    torch.manual_seed(problem.train_cfg.seed)
+    net = _StochasticMLP(problem, x_cal, k)
+    widest = net.proxy(problem.ladders.widest(problem.spec))
+    search_log = _search(problem, net, budget / widest, cfg)
+    proxy_budget, rounds = budget, []
+    for _ in range(REPAIR_ROUNDS):
+        widths = _commit(problem, net, proxy_budget)
+        model, ft_log = _finetune(problem, net, widths, x_cal, cfg)
+        point = make_point(problem, "sdq", f"sdq {target_metric}<={budget:.4g} {widths.label()}", model)
+        rounds.append({"widths": widths.label(), "cost": point.costs[target_metric], "finetune": ft_log})
+        if point.costs[target_metric] <= budget:
+            break
+        # below this design's own proxy, so the next commitment is a cheaper one
+        proxy_budget = min(proxy_budget, net.proxy(widths)) * 0.98 * budget / point.costs[target_metric]
+    return point, model, {"budget": budget, "search": search_log, "rounds": rounds}
+
+
+def run(
+    problem: Problem, target: Target, cfg: SdqConfig = SdqConfig(), calib_samples: int = CALIB_SAMPLES
+) -> MethodResult:
+    x_cal = problem.split.x_train[:calib_samples]
+    if calib_samples < 1 or len(x_cal) == 0:
+        raise BadInput(f"sdq: the calibration set is empty (calib_samples={calib_samples})")
+    metric = target.metric if target.budget is not None else problem.cost.headline
+    k, widest_cost = _layer_factors(problem, x_cal, metric)
+    probes: list[tuple[Point, QuantMLP, dict]] = []
+    if target.budget is not None:
+        probes.append(_probe(problem, metric, target.budget, x_cal, k, cfg))
+    else:
+        net = _StochasticMLP(problem, x_cal, k)
+        lo = math.log(net.proxy(problem.ladders.cheapest(problem.spec)))
+        hi = math.log(widest_cost)
+        for _ in range(cfg.probes):
+            mid = (lo + hi) / 2
+            probes.append(_probe(problem, metric, math.exp(mid), x_cal, k, cfg))
+            lo, hi = (lo, mid) if problem.meets(probes[-1][0], target) else (mid, hi)
+        if not any(problem.meets(p, target) for p, _, _ in probes):
+            probes.append(_probe(problem, metric, widest_cost, x_cal, k, cfg))
+    front = [p for p, _, _ in probes]
+    logs = {"probes": [lg for _, _, lg in probes], "layer_cost_per_bop": k}
+    ok = [(p, m) for p, m, _ in probes if problem.meets(p, target)]
+    if not ok:
+        return MethodResult(None, None, front, reason=_infeasible(front, target, metric, problem), log=logs)
+    if target.budget is not None:
+        chosen, model = max(ok, key=lambda pm: (pm[0].val_acc, -pm[0].costs[metric]))
+    else:
+        chosen, model = min(ok, key=lambda pm: (pm[0].costs[metric], -pm[0].val_acc))
+    return MethodResult(chosen, model, front, log=logs)
+
+
+def _infeasible(front: list[Point], target: Target, metric: str, problem: Problem) -> str:
+    best = max(front, key=lambda p: p.val_acc)
+    if target.budget is not None:
+        cheapest = min(front, key=lambda p: p.costs[metric])
+        return (
+            f"sdq could not meet {target.describe()}: its cheapest design costs {cheapest.costs[metric]:g} {metric} "
+            f"at {100 * cheapest.val_acc:.2f}% validation accuracy"
+        )
+    return (
+        f"no sdq design is within {target.max_drop} points of the float model's {100 * problem.float_val:.2f}% "
+        f"(best {100 * best.val_acc:.2f}%, {best.label})"
+    )

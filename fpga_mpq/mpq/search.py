@@ -1,0 +1,170 @@
+"""The one entry point: run a method against a target, compare with the uniform front, write the reports."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fpga_mpq.data import Split
+from fpga_mpq.errors import BadInput
+from fpga_mpq.models.mlp import QuantMLP
+from fpga_mpq.models.spec import Spec, save_spec
+from fpga_mpq.mpq import (
+    MethodResult,
+    Problem,
+    Target,
+    apply_widths,
+    calibrate,
+    check_candidates,
+    make_point,
+    ptq,
+    sdq,
+    seed_all,
+    uniform,
+)
+from fpga_mpq.mpq.cost import DEFAULT_PART, CostModel
+from fpga_mpq.mpq.front import Point, iso_accuracy_cost_ratio, pareto, plot, write_csv
+from fpga_mpq.train import TrainConfig, TrainResult, accuracy, quant_from_float, save_checkpoint, train_float
+
+METHODS: dict[str, Callable[..., MethodResult]] = {"uniform": uniform.run, "ptq": ptq.run, "sdq": sdq.run}
+
+
+@dataclass
+class SearchResult:
+    """The chosen design (``None`` when infeasible: the caller exits 1), both fronts and the comparison."""
+
+    method: str
+    target: Target
+    cost_metric: str
+    float_val: float
+    float_test: float
+    chosen: Point | None
+    model: QuantMLP | None
+    front: list[Point]
+    uniform: list[Point]
+    iso_accuracy_cost_ratio: float | None
+    reason: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+    log: dict = field(default_factory=dict)
+
+    @property
+    def feasible(self) -> bool:
+        return self.chosen is not None
+
+    def summary(self) -> dict:
+        """What ``--json`` prints."""
+        return {
+            "method": self.method,
+            "target": self.target.to_dict(),
+            "feasible": self.feasible,
+            "infeasible_reason": self.reason or None,
+            "cost_metric": self.cost_metric,
+            "accuracy_float": {"val": self.float_val, "test": self.float_test},
+            "chosen": None if self.chosen is None else self.chosen.to_dict() | {"spec": self.chosen.spec.to_dict()},
+            "iso_accuracy_cost_ratio": self.iso_accuracy_cost_ratio,
+            "uniform_front": [p.to_dict() for p in pareto(self.uniform, self.cost_metric)],
+            "front": [p.to_dict() for p in pareto(self.front, self.cost_metric)],
+            "evaluated": len(self.front),
+            "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
+            "log": self.log,
+        }
+
+
+def search(
+    method: str,
+    spec: Spec,
+    split: Split,
+    candidates: tuple[int, ...] | list[int],
+    target: Target,
+    part: str = DEFAULT_PART,
+    seed: int = 0,
+    train_cfg: TrainConfig | None = None,
+    **method_options,
+) -> SearchResult:
+    """Train the float model, run ``method`` (``uniform``, ``ptq`` or ``sdq``) and the uniform QAT
+    reference, and compare them at iso accuracy. ``method_options`` go to the method
+    (ptq: ``calib_samples``, ``use_labels``; sdq: ``cfg=SdqConfig(...)``, ``calib_samples``)."""
+    if method not in METHODS:
+        raise BadInput(f"--method {method!r}: one of {', '.join(METHODS)}")
+    ladders = check_candidates(candidates)
+    cost = CostModel(part)
+    if target.budget is not None:
+        cost.check_metric(target.metric)
+    cost.check_part()
+    cfg = TrainConfig(seed=seed) if train_cfg is None else train_cfg
+    seconds: dict[str, float] = {}
+
+    t = time.perf_counter()
+    seed_all(cfg.seed)
+    fmodel = train_float(spec, split, cfg)
+    float_val, float_test = accuracy(fmodel, split.x_val, split.y_val), accuracy(fmodel, split.x_test, split.y_test)
+    problem = Problem(spec, split, ladders, cost, fmodel, cfg, float_val, float_test)
+    seconds["float"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    seed_all(cfg.seed)
+    over_budget = _cheapest_over_budget(problem, target)
+    result = over_budget or METHODS[method](problem, target, **method_options)
+    seconds[method] = time.perf_counter() - t
+
+    reference = result.front if method == "uniform" and over_budget is None else []
+    if method != "uniform" and result.chosen is not None:
+        t = time.perf_counter()
+        seed_all(cfg.seed)
+        reference = [p for p, _ in uniform.front(problem)]
+        seconds["uniform_reference"] = time.perf_counter() - t
+
+    metric = cost.headline
+    ratio = None if result.chosen is None else iso_accuracy_cost_ratio(result.chosen, reference, metric)
+    return SearchResult(
+        method=method,
+        target=target,
+        cost_metric=metric,
+        float_val=float_val,
+        float_test=float_test,
+        chosen=result.chosen,
+        model=result.model,
+        front=result.front,
+        uniform=reference,
+        iso_accuracy_cost_ratio=ratio,
+        reason=result.reason,
+        seconds=seconds,
+        log=result.log,
+    )
+
+
+def _cheapest_over_budget(problem: Problem, target: Target) -> MethodResult | None:
+    """Fail fast when even every group at its lowest candidate (post-training, float weights) is over budget."""
+    if target.budget is None:
+        return None
+    p = problem
+    spec = apply_widths(p.spec, p.ladders.cheapest(p.spec))
+    model = calibrate(quant_from_float(p.fmodel, spec, p.split.n_features, p.train_cfg.seed), p.split.x_train[:256])
+    point = make_point(p, "cheapest", "all lowest candidates", model)
+    if point.costs[target.metric] <= target.budget:
+        return None
+    reason = (
+        f"no configuration meets {target.describe()}: the cheapest (all lowest candidates) costs "
+        f"{point.costs[target.metric]:g} {target.metric} at {100 * point.val_acc:.2f}% validation accuracy "
+        "(float weights, no retraining)"
+    )
+    return MethodResult(None, None, [point], reason=reason)
+
+
+def write_outputs(result: SearchResult, out: Path, n_features: int) -> dict[str, str]:
+    """spec.yaml and model.pt of the chosen design (when feasible), pareto.csv and pareto.png of both fronts."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    points = result.front if result.method == "uniform" else result.front + result.uniform
+    paths = {"pareto_csv": out / "pareto.csv", "pareto_png": out / "pareto.png"}
+    write_csv(points, paths["pareto_csv"], result.cost_metric)
+    plot(points, paths["pareto_png"], result.cost_metric, result.chosen)
+    if result.chosen is not None:
+        paths["spec"] = out / "spec.yaml"
+        paths["checkpoint"] = out / "model.pt"
+        save_spec(result.chosen.spec, paths["spec"])
+        trained = TrainResult(result.model, result.float_test, result.chosen.test_acc)
+        save_checkpoint(trained, n_features, paths["checkpoint"])
+    return {k: str(v) for k, v in paths.items()}

@@ -1,0 +1,163 @@
+"""Mixed-precision search: costs, fronts, and each method on a tiny budget (few epochs, three candidates)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fpga_mpq.data import load_split
+from fpga_mpq.errors import BadInput
+from fpga_mpq.export import check_qonnx_equals_brevitas, export_qonnx_file
+from fpga_mpq.models.mlp import QuantMLP
+from fpga_mpq.models.spec import DEFAULT_SPEC, spec_from_dict
+from fpga_mpq.mpq import Target, check_candidates, parse_budget
+from fpga_mpq.mpq.cost import CostModel, effective_bits, layer_quants, spec_bops
+from fpga_mpq.mpq.front import Point, iso_accuracy_cost_ratio, pareto, plot, write_csv
+from fpga_mpq.mpq.sdq import SdqConfig
+from fpga_mpq.mpq.search import search, write_outputs
+from fpga_mpq.train import TrainConfig, load_checkpoint
+
+FAST = TrainConfig(epochs=2, float_epochs=5)
+CANDIDATES = (2, 4, 8)
+BUDGET = Target(metric="bops", budget=70_000)  # widest 217,088 BOPs, cheapest 38,144
+METHOD_OPTIONS = {"uniform": {}, "ptq": {"calib_samples": 128}, "sdq": {"cfg": SdqConfig(search_epochs=2)}}
+
+
+@pytest.fixture(scope="module")
+def split():
+    return load_split()
+
+
+def test_effective_bits_strip_trailing_zeros_and_count_the_sign():
+    w = np.array([0, 1, -1, 2, 3, 6, -8, 5, -7])
+    assert effective_bits(w, signed=True).tolist() == [0, 2, 2, 2, 3, 3, 2, 4, 4]
+    assert effective_bits(w, signed=False).tolist() == [0, 1, 1, 1, 2, 2, 1, 3, 3]
+
+
+def test_measured_costs_match_the_formulas():
+    torch.manual_seed(0)
+    model = QuantMLP(DEFAULT_SPEC, 64).eval()
+    costs = CostModel().measure(model)
+    assert costs["bops"] == spec_bops(DEFAULT_SPEC, 64)
+    by_hand = 0
+    for lq in layer_quants(model):
+        assert lq.weights.shape[1] in (32, 10) and lq.w_type.signed
+        for w in lq.weights.ravel():
+            if w:
+                odd = abs(int(w)) >> ((abs(int(w)) & -abs(int(w))).bit_length() - 1)
+                by_hand += (odd.bit_length() + 1) * lq.in_type.width
+    assert costs["exact_bits"] == by_hand
+
+
+def test_an_unknown_budget_metric_is_bad_input():
+    with pytest.raises(BadInput, match="not a cost metric"):
+        CostModel().check_metric("watts")
+
+
+def _point(method: str, cost: float, acc: float) -> Point:
+    return Point(method, f"{method} {cost}", DEFAULT_SPEC, {"bops": cost, "exact_bits": cost / 2}, acc, acc)
+
+
+def test_front_and_iso_accuracy_ratio(tmp_path):
+    uni = [_point("uniform", c, a) for c, a in [(100, 0.80), (200, 0.90), (400, 0.95), (800, 0.94)]]
+    assert [p.costs["bops"] for p in pareto(uni, "bops")] == [100, 200, 400]
+    assert iso_accuracy_cost_ratio(_point("ptq", 150, 0.945), uni, "bops") == pytest.approx(150 / 400)
+    assert iso_accuracy_cost_ratio(_point("ptq", 150, 0.99), uni, "bops") is None
+    points = uni + [_point("ptq", 150, 0.945)]
+    write_csv(points, tmp_path / "p.csv", "bops")
+    rows = (tmp_path / "p.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(points) and rows[0].startswith("method,label,weight_bits")
+    plot(points, tmp_path / "p.png", "bops", points[-1])
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("bad", [[], [0], [17], [1], [2, 2.5], [True]])
+def test_bad_candidates_are_rejected(bad):
+    with pytest.raises(BadInput, match="candidates"):
+        check_candidates(bad)
+
+
+def test_one_bit_candidate_is_for_activations_only():
+    ladders = check_candidates([1, 2, 4])
+    assert ladders.weights == (2, 4) and ladders.acts == (1, 2, 4)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Target(),
+        lambda: Target(max_drop=1.0, metric="bops", budget=10),
+        lambda: Target(max_drop=-1.0),
+        lambda: parse_budget("luts=-5"),
+        lambda: parse_budget("watts=5"),
+        lambda: parse_budget("luts"),
+    ],
+)
+def test_bad_targets_are_rejected(make):
+    with pytest.raises(BadInput):
+        make()
+
+
+def test_budget_names_map_to_metrics():
+    assert parse_budget("luts=5000") == Target(metric="lut", budget=5000.0)
+    assert parse_budget("bops=1e6").metric == "bops"
+
+
+def test_empty_calibration_set_is_bad_input(split):
+    with pytest.raises(BadInput, match="calibration set is empty"):
+        search("ptq", DEFAULT_SPEC, split, CANDIDATES, BUDGET, train_cfg=FAST, calib_samples=0)
+
+
+def test_unknown_part_is_bad_input_before_training(split):
+    with pytest.raises(BadInput, match="part"):
+        search("ptq", DEFAULT_SPEC, split, CANDIDATES, BUDGET, part="xc9nope", train_cfg=FAST)
+
+
+def test_unknown_method_is_bad_input(split):
+    with pytest.raises(BadInput, match="method"):
+        search("hawq", DEFAULT_SPEC, split, CANDIDATES, BUDGET, train_cfg=FAST)
+
+
+@pytest.mark.parametrize("method", ["uniform", "ptq", "sdq"])
+def test_a_budget_nobody_meets_is_infeasible_and_names_the_cheapest_cost(split, method):
+    r = search(method, DEFAULT_SPEC, split, CANDIDATES, Target(metric="bops", budget=1000), train_cfg=FAST)
+    assert not r.feasible and r.chosen is None
+    assert "38144 bops" in r.reason and "accuracy" in r.reason
+    assert r.summary()["feasible"] is False
+
+
+def test_a_max_drop_even_the_widest_misses_is_infeasible(split):
+    r = search("ptq", DEFAULT_SPEC, split, (2,), Target(max_drop=0.0), train_cfg=FAST, calib_samples=128)
+    assert not r.feasible and "even the widest" in r.reason
+
+
+@pytest.mark.parametrize("method", ["uniform", "ptq", "sdq"])
+def test_each_method_respects_a_tiny_budget_and_is_reproducible(split, method):
+    runs = [
+        search(method, DEFAULT_SPEC, split, CANDIDATES, BUDGET, train_cfg=FAST, seed=0, **METHOD_OPTIONS[method])
+        for _ in range(2)
+    ]
+    a, b = runs
+    assert a.feasible, a.reason
+    assert a.chosen.costs["bops"] <= BUDGET.budget
+    assert a.chosen.costs == CostModel().measure(a.model)  # the returned model is the chosen design
+    assert a.chosen.spec == b.chosen.spec and a.chosen.test_acc == b.chosen.test_acc
+    assert [p.costs for p in a.front] == [p.costs for p in b.front]
+    widths = {x for la in a.chosen.spec.layers[:-1] for x in (la.weight_bits, la.act_bits)}
+    assert widths <= set(CANDIDATES)
+    assert len(a.uniform) == len(CANDIDATES)
+
+
+def test_ptq_design_is_saved_and_exported_without_retraining(split, tmp_path):
+    r = search("ptq", DEFAULT_SPEC, split, CANDIDATES, BUDGET, train_cfg=FAST, calib_samples=128)
+    paths = write_outputs(r, tmp_path, split.n_features)
+    assert {"spec", "checkpoint", "pareto_csv", "pareto_png"} <= set(paths)
+    model, ck = load_checkpoint(tmp_path / "model.pt")
+    assert spec_from_dict(ck["spec"]) == r.chosen.spec
+    export_qonnx_file(model, split.n_features, tmp_path / "m.onnx")
+    out = check_qonnx_equals_brevitas(model, tmp_path / "m.onnx", split.x_test[:64])
+    assert out.shape == (64, 10)
+    summary = r.summary()
+    assert summary["cost_metric"] == CostModel().headline and summary["chosen"]["spec"] == r.chosen.spec.to_dict()
+    assert summary["uniform_front"] and "iso_accuracy_cost_ratio" in summary
