@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install demo test bench fuzz lint clean
+.PHONY: install demo test bench fuzz slow lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not slow"
 
 # Speed targets, measured side by side with the peer in one run (never timed unit tests).
 bench: install
@@ -32,6 +32,10 @@ bench: install
 # Property tests with many more random networks (600 golden-vs-qonnx, 150 through C simulation).
 fuzz: install
 	MPQ_FUZZ=1 $(BIN)/pytest -q tests/test_property.py hw_tests/test_property_csim.py
+
+# The long hardware tests: RTL simulation of the 784-input TFC zoo models (minutes of da4ml compile each).
+slow: install
+	$(BIN)/pytest -q -m slow
 
 lint: install
 	$(BIN)/ruff check .

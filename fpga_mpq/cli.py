@@ -176,6 +176,23 @@ def _print_table(command: str, s: dict) -> None:
             ("project", s["project"]),
             ("stage seconds", ", ".join(f"{k} {v}" for k, v in s["seconds"].items())),
         ]
+    elif command == "search":
+        c = s["chosen"]
+        costs = ", ".join(f"{k} {v:,.0f}" for k, v in c["costs"].items())
+        ratio = s["iso_accuracy_cost_ratio"]
+        rows = [
+            ("method", s["method"]),
+            ("weight bits", " / ".join(map(str, c["weight_bits"]))),
+            ("activation bits", " / ".join(map(str, c["act_bits"][:-1]))),
+            ("test accuracy", f"{100 * c['test_acc']:.2f} % (float {100 * s['accuracy_float']['test']:.2f} %)"),
+            ("costs", costs),
+            (
+                f"{s['cost_metric']} vs uniform",
+                "no uniform design is as accurate" if ratio is None else f"{ratio:.2f}x",
+            ),
+            ("spec", s["spec"]),
+            ("front", f"{s['pareto_csv']}, {s['pareto_png']}"),
+        ]
     elif command == "estimate":
         print(table(s))
         rows = [("report", s["report"]), ("chart", s["chart"])]
