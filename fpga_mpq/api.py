@@ -158,7 +158,7 @@ def estimate(
     )
     check_reuse_factor(net, cfg.reuse_factor)
     if rtl:
-        from fpga_mpq.rtl import estimate_rtl
+        from fpga_mpq.estimate.rtl import estimate_rtl
 
         est = estimate_rtl(net, cfg)
     else:
