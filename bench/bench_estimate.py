@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from common import print_table
+from scipy.optimize import nnls
 from scipy.stats import spearmanr
 
 from fpga_mpq.estimate import EstimateConfig, find_part
@@ -82,6 +83,14 @@ FIT = [
     _design("fit 10-40-5 w2", (10, 40, 5), (2, 2), (2,), seed=106),
     _design("fit 16-28-5 w5 rnd", (16, 28, 5), (5, 5), (5,), seed=107, rounding=Rounding.RND),
     _design("fit 16-20-8 w8 a3", (16, 20, 8), (8, 8), (3,), seed=108),
+    _design("fit 16-36-5 w4", (16, 36, 5), (4, 4), (4,), seed=109),
+    _design("fit 20-24-6 w6 25%", (20, 24, 6), (6, 6), (6,), 0.25, seed=110),
+    _design("fit 16-16-16-5 w3", (16, 16, 16, 5), (3, 3, 3), (3, 3), seed=111),
+    _design("fit 8-48-5 w5", (8, 48, 5), (5, 5), (5,), seed=112),
+    _design("fit 16-24-5 w7 rnd-even", (16, 24, 5), (7, 7), (7,), seed=113, rounding=Rounding.RND_CONV),
+    _design("fit 16-32-5 mixed 8/2", (16, 32, 5), (8, 2), (4,), seed=114),
+    _design("fit 24-20-5 w2 60%", (24, 20, 5), (2, 2), (2,), 0.6, seed=115),
+    _design("fit 16-28-4 w4 a7", (16, 28, 4), (4, 4), (7,), seed=116),
 ]
 
 
@@ -198,8 +207,8 @@ def fit(rows: list[dict]) -> None:
     y = np.array([r["yosys_lut"] for r in rows], dtype=float)
     used = a.any(axis=0)
     coef = np.ones(len(KINDS))
-    # least squares on relative error, so small designs weigh as much as large ones
-    coef[used] = np.linalg.lstsq(a[:, used] / y[:, None], np.ones(len(y)), rcond=None)[0]
+    # non-negative least squares on relative error, so small designs weigh as much as large ones
+    coef[used] = nnls(a[:, used] / y[:, None], np.ones(len(y)))[0]
     ff = np.array([r["reg_bits"] for r in rows], dtype=float)
     yff = np.array([r["yosys_ff"] for r in rows], dtype=float)
     k_ff = float(np.linalg.lstsq((ff / yff)[:, None], np.ones(len(yff)), rcond=None)[0][0])

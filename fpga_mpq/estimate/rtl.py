@@ -25,12 +25,12 @@ from fpga_mpq.rtl.trace import rtl_layers, trace_network, trace_single
 
 KINDS = ("adder", "relu", "mux", "rom", "other")
 _KIND_OF_OPCODE = {0: "adder", 1: "adder", 4: "adder", 3: "adder", 2: "relu", 6: "mux", 8: "rom"}
-# LUTs per unit of da4ml cost, by kind: least squares on relative error over the 8 fit designs of
-# bench/bench_estimate.py against Yosys 0.70 synth_xilinx -flatten. Yosys folds a ReLU into the
-# logic around it (0.1) and spends more on saturation multiplexers than da4ml counts (1.7); no fit
-# design has a ROM or other logic, so those keep da4ml's own figure.
-LUT_PER_COST = {"adder": 0.986, "relu": 0.101, "mux": 1.730, "rom": 1.0, "other": 1.0}
-FF_PER_REGISTER_BIT = 0.943  # Yosys drops registers whose bits are constant
+# LUTs per unit of da4ml cost, by kind: non-negative least squares on relative error over the 16
+# fit designs of bench/bench_estimate.py against Yosys 0.70 synth_xilinx -flatten. Yosys folds a
+# ReLU into the logic around it (0) and spends about twice what da4ml counts on saturation
+# multiplexers; no fit design has a ROM or other logic, so those keep da4ml's own figure.
+LUT_PER_COST = {"adder": 0.997, "relu": 0.0, "mux": 2.176, "rom": 1.0, "other": 1.0}
+FF_PER_REGISTER_BIT = 0.952  # Yosys drops registers whose bits are constant
 
 
 def cost_by_kind(comb: CombLogic) -> dict[str, float]:
