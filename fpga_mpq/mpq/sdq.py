@@ -260,7 +260,7 @@ def _finetune(
             opt.zero_grad()
             ((1 - cfg.kd_alpha) * task + cfg.kd_alpha * kd + cfg.bin_reg * reg).backward()
             opt.step()
-            sums += (task.item(), kd.item(), float(reg))
+            sums += (task.item(), kd.item(), reg.item())
         sched.step()
         n = math.ceil(len(x) / tc.batch_size)
         task_loss, kd_loss, bin_loss = map(float, sums / n)
