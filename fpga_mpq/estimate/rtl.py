@@ -20,7 +20,7 @@ from da4ml.types import CombLogic
 
 from fpga_mpq.estimate.model import Cost, Estimate, EstimateConfig, LayerEstimate
 from fpga_mpq.ir.network import Network
-from fpga_mpq.rtl.project import ADDER_LEVEL_NS, CLOCK_UNCERTAINTY
+from fpga_mpq.rtl.project import RtlConfig
 from fpga_mpq.rtl.trace import rtl_layers, trace_network, trace_single
 
 KINDS = ("adder", "relu", "mux", "rom", "other")
@@ -47,11 +47,6 @@ def lut_from_costs(costs: dict[str, float]) -> float:
     return sum(LUT_PER_COST[k] * v for k, v in costs.items())
 
 
-def latency_cutoff(cfg: EstimateConfig) -> int:
-    """da4ml adder levels per stage at this clock: the same rule the Verilog writer uses."""
-    return max(1, math.floor(cfg.clock_ns * (1 - CLOCK_UNCERTAINTY) / ADDER_LEVEL_NS[cfg.part.family]))
-
-
 def _share(total: float, parts: list[float]) -> list[float]:
     whole = sum(parts)
     return [total * p / whole if whole else 0.0 for p in parts]
@@ -59,7 +54,7 @@ def _share(total: float, parts: list[float]) -> list[float]:
 
 def estimate_rtl(net: Network, cfg: EstimateConfig) -> Estimate:
     """LUT / FF and pipeline stages of the da4ml Verilog, per layer (no DSP or BRAM: all adders)."""
-    cutoff = latency_cutoff(cfg)
+    cutoff = RtlConfig(cfg.part, cfg.clock_ns).latency_cutoff  # the same stages the Verilog writer cuts
     whole = trace_network(net).comb
     pipe = to_pipeline(whole, cutoff, verbose=False)
     total_lut = lut_from_costs(cost_by_kind(whole))
