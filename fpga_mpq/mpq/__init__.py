@@ -2,8 +2,9 @@
 
 Every configuration is a :class:`~fpga_mpq.models.spec.Spec`, so a chosen design flows through
 train, export and generate unchanged. The searched quantizers are each layer's weights and each
-hidden layer's activation (the next layer's input); the input, the biases and the output quantizer
-keep the base spec's widths, since they are not multiplier operands.
+layer's input: the network input, then each hidden activation. They are exactly the two operands of
+every multiplier, which is what the hardware cost depends on. The biases and the output quantizer
+keep the base spec's widths.
 
 The methods (``uniform``, ``ptq``, ``sdq``) share one interface, ``run(problem, target) -> MethodResult``;
 :func:`fpga_mpq.mpq.search.search` is the entry point.
@@ -31,48 +32,80 @@ MIN_CANDIDATE, MAX_CANDIDATE = 1, 16
 WEIGHT_MIN_BITS = 2  # a narrow-range signed 1-bit weight has only the level 0
 
 
+Group = tuple[str, int]  # ("w", layer): a layer's weights; ("x", layer): a layer's input
+
+
 @dataclass(frozen=True)
 class Widths:
-    """The searched widths: weight bits of every layer, activation bits of every hidden layer."""
+    """The searched widths per layer: its weight bits, and its input bits (network input or hidden activation)."""
 
     weights: tuple[int, ...]
-    acts: tuple[int, ...]
+    inputs: tuple[int, ...]
 
     def label(self) -> str:
-        return "w" + "/".join(map(str, self.weights)) + " a" + "/".join(map(str, self.acts))
+        return "w" + "/".join(map(str, self.weights)) + " x" + "/".join(map(str, self.inputs))
+
+    def groups(self) -> list[Group]:
+        return [("w", i) for i in range(len(self.weights))] + [("x", i) for i in range(len(self.inputs))]
+
+    def get(self, g: Group) -> int:
+        return (self.weights if g[0] == "w" else self.inputs)[g[1]]
+
+    def set(self, g: Group, bits: int) -> Widths:
+        kind, i = g
+        if kind == "w":
+            return replace(self, weights=self.weights[:i] + (bits,) + self.weights[i + 1 :])
+        return replace(self, inputs=self.inputs[:i] + (bits,) + self.inputs[i + 1 :])
 
 
 def widths_of(spec: Spec) -> Widths:
-    return Widths(tuple(la.weight_bits for la in spec.layers), tuple(la.act_bits for la in spec.layers[:-1]))
+    acts = (spec.input_bits, *(la.act_bits for la in spec.layers[:-1]))
+    return Widths(tuple(la.weight_bits for la in spec.layers), acts)
 
 
 def apply_widths(spec: Spec, widths: Widths) -> Spec:
-    acts = (*widths.acts, spec.layers[-1].act_bits)
+    outs = (*widths.inputs[1:], spec.layers[-1].act_bits)
     layers = tuple(
-        replace(la, weight_bits=w, act_bits=a) for la, w, a in zip(spec.layers, widths.weights, acts, strict=True)
+        replace(la, weight_bits=w, act_bits=a) for la, w, a in zip(spec.layers, widths.weights, outs, strict=True)
     )
-    return replace(spec, layers=layers)
+    return replace(spec, input_bits=widths.inputs[0], layers=layers)
 
 
 @dataclass(frozen=True)
 class Ladders:
-    """Allowed widths per quantizer kind, ascending: weights drop the 1-bit candidate."""
+    """Allowed widths per group kind, ascending. Weights drop the 1-bit candidate (a narrow signed 1-bit
+    weight has only the level 0); so does a signed network input, whose hidden activations are unsigned."""
 
     weights: tuple[int, ...]
     acts: tuple[int, ...]
+    input_signed: bool = False
+
+    def of(self, g: Group) -> tuple[int, ...]:
+        if g[0] == "w" or (g[1] == 0 and self.input_signed):
+            return self.weights
+        return self.acts
 
     def uniform(self, spec: Spec, bits: int) -> Widths:
-        w = max(bits, WEIGHT_MIN_BITS)
-        return Widths((w,) * len(spec.layers), (bits,) * (len(spec.layers) - 1))
+        """Every group at ``bits`` (or at its lowest rung when ``bits`` is below it)."""
+        template = widths_of(spec)
+        for g in template.groups():
+            template = template.set(g, max(bits, self.of(g)[0]))
+        return template
 
     def widest(self, spec: Spec) -> Widths:
-        return Widths((self.weights[-1],) * len(spec.layers), (self.acts[-1],) * (len(spec.layers) - 1))
+        return self._all(spec, -1)
 
     def cheapest(self, spec: Spec) -> Widths:
-        return Widths((self.weights[0],) * len(spec.layers), (self.acts[0],) * (len(spec.layers) - 1))
+        return self._all(spec, 0)
+
+    def _all(self, spec: Spec, rung: int) -> Widths:
+        template = widths_of(spec)
+        for g in template.groups():
+            template = template.set(g, self.of(g)[rung])
+        return template
 
 
-def check_candidates(candidates: tuple[int, ...] | list[int]) -> Ladders:
+def check_candidates(candidates: tuple[int, ...] | list[int], input_signed: bool = False) -> Ladders:
     """Validate the candidate list; bad widths are the user's error."""
     cands = tuple(candidates)
     if not cands:
@@ -84,7 +117,7 @@ def check_candidates(candidates: tuple[int, ...] | list[int]) -> Ladders:
     weights = tuple(c for c in acts if c >= WEIGHT_MIN_BITS)
     if not weights:
         raise BadInput(f"--candidates: weights need at least {WEIGHT_MIN_BITS} bits, got only {list(acts)}")
-    return Ladders(weights, acts)
+    return Ladders(weights, acts, input_signed)
 
 
 @dataclass(frozen=True)

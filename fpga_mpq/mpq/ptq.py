@@ -3,7 +3,7 @@
 No retraining: each configuration is the float model's weights in a QuantMLP of that spec, with
 activation ranges calibrated on a few hundred unlabeled training samples.
 
-1. Baseline: every group (a layer's weights; a hidden activation) at the widest candidate.
+1. Baseline: every group (a layer's weights; a layer's input) at the widest candidate.
 2. Sensitivity: each group alone at each lower candidate, scored by the SQNR of the network
    output against the float model on the calibration set (label free).
 3. Front: from the baseline, repeatedly take the move (one group one rung down the ladder) with
@@ -18,7 +18,6 @@ activation ranges calibrated on a few hundred unlabeled training samples.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -32,8 +31,6 @@ from fpga_mpq.train import quant_from_float
 CALIB_SAMPLES = 256
 MAX_SQNR_DB = 300.0  # a bit-exact output; keeps differences finite
 
-Group = tuple[str, int]  # ("w", layer) or ("a", hidden layer)
-
 
 def sqnr_db(ref: np.ndarray, out: np.ndarray) -> float:
     """10·log10(E[y²] / E[(y − ŷ)²]) of the network output against the float one."""
@@ -41,16 +38,6 @@ def sqnr_db(ref: np.ndarray, out: np.ndarray) -> float:
     if noise == 0.0:
         return MAX_SQNR_DB
     return min(10.0 * math.log10(float(np.mean(ref**2)) / noise), MAX_SQNR_DB)
-
-
-def _get(widths: Widths, g: Group) -> int:
-    return (widths.weights if g[0] == "w" else widths.acts)[g[1]]
-
-
-def _set(widths: Widths, g: Group, bits: int) -> Widths:
-    if g[0] == "w":
-        return replace(widths, weights=widths.weights[: g[1]] + (bits,) + widths.weights[g[1] + 1 :])
-    return replace(widths, acts=widths.acts[: g[1]] + (bits,) + widths.acts[g[1] + 1 :])
 
 
 class _Evaluator:
@@ -84,42 +71,37 @@ class _Evaluator:
 
     def cost(self, widths: Widths, metric: str) -> float:
         """Summed per-layer costs; a layer's cost depends only on its weight and input widths."""
-        in_bits = (self.problem.spec.input_bits, *widths.acts)
-        keys = [(i, w, b) for i, (w, b) in enumerate(zip(widths.weights, in_bits, strict=True))]
+        keys = [(i, w, b) for i, (w, b) in enumerate(zip(widths.weights, widths.inputs, strict=True))]
         if any(k not in self.layer_costs for k in keys):
             per_layer = self.problem.cost.measure_layers(self.model(widths))
             self.layer_costs |= dict(zip(keys, per_layer, strict=True))
         return sum(self.layer_costs[k][metric] for k in keys)
 
 
-def _ladder(problem: Problem, g: Group) -> tuple[int, ...]:
-    return problem.ladders.weights if g[0] == "w" else problem.ladders.acts
-
-
 def _front_path(problem: Problem, ev: _Evaluator, metric: str) -> tuple[list[Widths], dict]:
     """Phases 1 and 2: sensitivities, then the greedy sequence of configurations from the baseline."""
-    n = len(problem.spec.layers)
-    groups: list[Group] = [("w", i) for i in range(n)] + [("a", i) for i in range(n - 1)]
-    base = problem.ladders.widest(problem.spec)
+    ladders = problem.ladders
+    base = ladders.widest(problem.spec)
+    groups = base.groups()
     base_sqnr = ev.sqnr(base)
-    sens = {(g, c): ev.sqnr(_set(base, g, c)) for g in groups for c in _ladder(problem, g)[:-1]}
-    score = {(g, _ladder(problem, g)[-1]): base_sqnr for g in groups} | sens
+    sens = {(g, c): ev.sqnr(base.set(g, c)) for g in groups for c in ladders.of(g)[:-1]}
+    score = {(g, ladders.of(g)[-1]): base_sqnr for g in groups} | sens
     path, cur, moves = [base], base, []
     while True:
         options = []
         for k, g in enumerate(groups):
-            lower = [c for c in _ladder(problem, g) if c < _get(cur, g)]
+            lower = [c for c in ladders.of(g) if c < cur.get(g)]
             if not lower:
                 continue
-            nxt = _set(cur, g, lower[-1])
-            harm = max(score[(g, _get(cur, g))] - score[(g, lower[-1])], 0.0)
+            nxt = cur.set(g, lower[-1])
+            harm = max(score[(g, cur.get(g))] - score[(g, lower[-1])], 0.0)
             saving = ev.cost(cur, metric) - ev.cost(nxt, metric)
             options.append((harm / saving if saving > 0 else math.inf, -saving, k, nxt))
         if not options:
             break
         _, _, k, cur = min(options, key=lambda o: o[:3])
         path.append(cur)
-        moves.append(f"{groups[k][0]}{groups[k][1]}->{_get(cur, groups[k])}")
+        moves.append(f"{groups[k][0]}{groups[k][1]}->{cur.get(groups[k])}")
     log = {
         "baseline_sqnr_db": base_sqnr,
         "sensitivity_sqnr_db": {f"{g[0]}{g[1]}@{c}": s for (g, c), s in sens.items()},

@@ -1,7 +1,7 @@
 """SDQ — Stochastic Differentiable Quantization (Huang et al., ICML 2022), our reading of the abstract.
 
 Stage 1, strategy search (a light fake-quantized copy of the float MLP, not Brevitas): every group
-(a layer's weights; a hidden activation) holds an adjacent pair (lo, hi) of its ladder and a
+(a layer's weights; a layer's input) holds an adjacent pair (lo, hi) of its ladder and a
 Differentiable Bitwidth Parameter β ∈ [0, 1]. Each step draws hi with probability β, else lo, and
 the straight-through mixture ``Q_lo + (z + β − sg(β))·(Q_hi − Q_lo)`` gives β the gradient
 ⟨∂L/∂q, Q_hi − Q_lo⟩. Loss = task + λ·E[cost]/cost(widest) where E[cost] is per-layer
@@ -66,11 +66,11 @@ def _fq_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
     return torch.clamp(_round_ste(w / s), -m, m) * s
 
 
-def _fq_act(x: torch.Tensor, bits: int, top: float) -> torch.Tensor:
-    """Unsigned activation with a power-of-two scale for the calibrated range ``top``."""
-    m = 2**bits - 1
-    s = 2.0 ** math.ceil(math.log2(max(top, 1e-8) / m))
-    return torch.clamp(_round_ste(x / s), 0, m) * s
+def _fq_act(x: torch.Tensor, bits: int, top: float, signed: bool) -> torch.Tensor:
+    """Brevitas (U)Int*ActPerTensorFixedPoint: a power-of-two scale for the calibrated range ``top``."""
+    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    s = 2.0 ** math.ceil(math.log2(max(top, 1e-8) / hi))
+    return torch.clamp(_round_ste(x / s), lo, hi) * s
 
 
 class _Dbp(nn.Module):
@@ -120,11 +120,13 @@ class _StochasticMLP(nn.Module):
         float_linears = linears(problem.fmodel)
         self.weights = nn.ParameterList([nn.Parameter(f.weight.detach().clone()) for f in float_linears])
         self.biases = nn.ParameterList([nn.Parameter(f.bias.detach().clone()) for f in float_linears])
-        self.w_dbp = nn.ModuleList([_Dbp(problem.ladders.weights) for _ in float_linears])
-        self.a_dbp = nn.ModuleList([_Dbp(problem.ladders.acts) for _ in float_linears[:-1]])
-        self.in_bits, self.in_top = problem.spec.input_bits, float(np.max(problem.split.x_train))
-        with torch.no_grad():  # hidden ranges from the float model on the calibration set
-            h, tops = torch.from_numpy(x_cal), []
+        groups = problem.ladders.widest(problem.spec).groups()
+        self.w_dbp = nn.ModuleList([_Dbp(problem.ladders.of(g)) for g in groups if g[0] == "w"])
+        self.x_dbp = nn.ModuleList([_Dbp(problem.ladders.of(g)) for g in groups if g[0] == "x"])
+        self.input_signed = problem.spec.input_signed
+        with torch.no_grad():  # each layer's input range from the float model on the calibration set
+            h = torch.from_numpy(x_cal)
+            tops = [float(h.abs().max())]
             for lin in float_linears[:-1]:
                 h = torch.relu(lin(h))
                 tops.append(float(h.max()))
@@ -133,26 +135,29 @@ class _StochasticMLP(nn.Module):
         self.k = k
 
     def forward(self, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-        h = _fq_act(x, self.in_bits, self.in_top)
-        for i, (w, b, d) in enumerate(zip(self.weights, self.biases, self.w_dbp, strict=True)):
+        h = x
+        for i, (w, b, d, a) in enumerate(zip(self.weights, self.biases, self.w_dbp, self.x_dbp, strict=True)):
+            signed = i == 0 and self.input_signed
+            h = a.mix(_fq_act(h, a.lo, self.tops[i], signed), _fq_act(h, a.hi, self.tops[i], signed), gen)
             h = F.linear(h, d.mix(_fq_weight(w, d.lo), _fq_weight(w, d.hi), gen), b)
-            if i < len(self.a_dbp):
-                h, a = torch.relu(h), self.a_dbp[i]
-                h = a.mix(_fq_act(h, a.lo, self.tops[i]), _fq_act(h, a.hi, self.tops[i]), gen)
+            if i < len(self.weights) - 1:
+                h = torch.relu(h)
         return h
 
     def expected_cost(self) -> torch.Tensor:
         """Σ k_l·MACs_l·E[b_w]·E[b_in]: the budget metric's proxy, differentiable in every β."""
-        in_bits = [torch.tensor(float(self.in_bits))] + [a.expected_bits() for a in self.a_dbp]
-        parts = zip(self.k, self.macs, self.w_dbp, in_bits, strict=True)
-        return torch.stack([k * m * d.expected_bits() * b for k, m, d, b in parts]).sum()
+        parts = zip(self.k, self.macs, self.w_dbp, self.x_dbp, strict=True)
+        return torch.stack([k * m * d.expected_bits() * a.expected_bits() for k, m, d, a in parts]).sum()
 
     def proxy(self, widths: Widths) -> float:
-        in_bits = (self.in_bits, *widths.acts)
-        return sum(k * m * w * b for k, m, w, b in zip(self.k, self.macs, widths.weights, in_bits, strict=True))
+        parts = zip(self.k, self.macs, widths.weights, widths.inputs, strict=True)
+        return sum(k * m * w * b for k, m, w, b in parts)
+
+    def dbps(self) -> dict[tuple[str, int], _Dbp]:
+        return {("w", i): d for i, d in enumerate(self.w_dbp)} | {("x", i): a for i, a in enumerate(self.x_dbp)}
 
     def committed(self) -> Widths:
-        return Widths(tuple(d.committed() for d in self.w_dbp), tuple(a.committed() for a in self.a_dbp))
+        return Widths(tuple(d.committed() for d in self.w_dbp), tuple(a.committed() for a in self.x_dbp))
 
 
 def _search(problem: Problem, net: _StochasticMLP, rel_budget: float, cfg: SdqConfig) -> list[dict]:
@@ -160,7 +165,7 @@ def _search(problem: Problem, net: _StochasticMLP, rel_budget: float, cfg: SdqCo
     seed = problem.train_cfg.seed
     gen = torch.Generator().manual_seed(seed)
     widest = net.proxy(problem.ladders.widest(problem.spec))
-    betas = [d.beta for d in [*net.w_dbp, *net.a_dbp]]
+    betas = [d.beta for d in net.dbps().values()]
     opt_w = torch.optim.Adam([*net.weights, *net.biases], lr=problem.train_cfg.lr)
     opt_b = torch.optim.Adam(betas, lr=cfg.beta_lr)
     x, y = torch.from_numpy(problem.split.x_train), torch.from_numpy(problem.split.y_train)
@@ -177,7 +182,7 @@ def _search(problem: Problem, net: _StochasticMLP, rel_budget: float, cfg: SdqCo
             (task + lam * rel_cost).backward()
             opt_w.step()
             opt_b.step()
-            for d in [*net.w_dbp, *net.a_dbp]:
+            for d in net.dbps().values():
                 d.settle(cfg.eps)
             lam = float(np.clip(lam * math.exp(cfg.controller_gain * (rel_cost.item() / rel_budget - 1)), 1e-4, 1e4))
             sums += (task.item(), rel_cost.item())
@@ -198,21 +203,16 @@ def _search(problem: Problem, net: _StochasticMLP, rel_budget: float, cfg: SdqCo
 def _commit(problem: Problem, net: _StochasticMLP, budget: float) -> Widths:
     """Each group's likelier width; then, while over the proxy budget, the least-wanted group drops a rung."""
     widths = net.committed()
-    groups = [("w", i, d) for i, d in enumerate(net.w_dbp)] + [("a", i, d) for i, d in enumerate(net.a_dbp)]
     while net.proxy(widths) > budget:
         options = []
-        for kind, i, d in groups:
-            cur = (widths.weights if kind == "w" else widths.acts)[i]
-            lower = [c for c in d.ladder if c < cur]
+        for g, d in net.dbps().items():
+            lower = [c for c in d.ladder if c < widths.get(g)]
             if lower:
-                options.append((d.beta.item(), kind, i, lower[-1]))
+                options.append((d.beta.item(), g, lower[-1]))
         if not options:
             break
-        _, kind, i, bits = min(options)
-        if kind == "w":
-            widths = Widths(widths.weights[:i] + (bits,) + widths.weights[i + 1 :], widths.acts)
-        else:
-            widths = Widths(widths.weights, widths.acts[:i] + (bits,) + widths.acts[i + 1 :])
+        _, g, bits = min(options)
+        widths = widths.set(g, bits)
     return widths
 
 

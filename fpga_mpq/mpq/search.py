@@ -53,6 +53,13 @@ class SearchResult:
     def feasible(self) -> bool:
         return self.chosen is not None
 
+    def ratios_vs_uniform(self) -> dict[str, float]:
+        """The chosen design's cost over each uniform design's, keyed by its label (``"uniform 8"``)."""
+        if self.chosen is None:
+            return {}
+        mine = self.chosen.costs[self.cost_metric]
+        return {p.label: mine / p.costs[self.cost_metric] for p in self.uniform}
+
     def summary(self) -> dict:
         """What ``--json`` prints."""
         return {
@@ -64,6 +71,7 @@ class SearchResult:
             "accuracy_float": {"val": self.float_val, "test": self.float_test},
             "chosen": None if self.chosen is None else self.chosen.to_dict() | {"spec": self.chosen.spec.to_dict()},
             "iso_accuracy_cost_ratio": self.iso_accuracy_cost_ratio,
+            "cost_ratio_vs_uniform": self.ratios_vs_uniform(),
             "uniform_front": [p.to_dict() for p in pareto(self.uniform, self.cost_metric)],
             "front": [p.to_dict() for p in pareto(self.front, self.cost_metric)],
             "evaluated": len(self.front),
@@ -81,14 +89,16 @@ def search(
     part: str = DEFAULT_PART,
     seed: int = 0,
     train_cfg: TrainConfig | None = None,
+    uniform_front: list[Point] | None = None,
     **method_options,
 ) -> SearchResult:
     """Train the float model, run ``method`` (``uniform``, ``ptq`` or ``sdq``) and the uniform QAT
-    reference, and compare them at iso accuracy. ``method_options`` go to the method
+    reference, and compare them at iso accuracy. ``uniform_front`` reuses the reference of an earlier
+    uniform run with the same arguments instead of retraining it. ``method_options`` go to the method
     (ptq: ``calib_samples``, ``use_labels``; sdq: ``cfg=SdqConfig(...)``, ``calib_samples``)."""
     if method not in METHODS:
         raise BadInput(f"--method {method!r}: one of {', '.join(METHODS)}")
-    ladders = check_candidates(candidates)
+    ladders = check_candidates(candidates, spec.input_signed)
     cost = CostModel(part)
     if target.budget is not None:
         cost.check_metric(target.metric)
@@ -110,7 +120,9 @@ def search(
     seconds[method] = time.perf_counter() - t
 
     reference = result.front if method == "uniform" and over_budget is None else []
-    if method != "uniform" and result.chosen is not None:
+    if method != "uniform" and result.chosen is not None and uniform_front is not None:
+        reference = uniform_front
+    elif method != "uniform" and result.chosen is not None:
         t = time.perf_counter()
         seed_all(cfg.seed)
         reference = [p for p, _ in uniform.front(problem)]
