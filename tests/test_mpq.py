@@ -11,12 +11,13 @@ from fpga_mpq.errors import BadInput
 from fpga_mpq.export import check_qonnx_equals_brevitas, export_qonnx_file
 from fpga_mpq.models.mlp import QuantMLP
 from fpga_mpq.models.spec import DEFAULT_SPEC, spec_from_dict
-from fpga_mpq.mpq import Target, check_candidates, parse_budget
+from fpga_mpq.mpq import Target, Widths, apply_widths, calibrate, check_candidates, parse_budget, widths_of
 from fpga_mpq.mpq.cost import CostModel, effective_bits, layer_quants, spec_bops
 from fpga_mpq.mpq.front import Point, iso_accuracy_cost_ratio, pareto, plot, write_csv
+from fpga_mpq.mpq.ptq import correct_biases
 from fpga_mpq.mpq.sdq import SdqConfig
 from fpga_mpq.mpq.search import search, write_outputs
-from fpga_mpq.train import TrainConfig, load_checkpoint
+from fpga_mpq.train import TrainConfig, load_checkpoint, quant_from_float, train_float
 
 FAST = TrainConfig(epochs=2, float_epochs=5)
 CANDIDATES = (2, 4, 8)
@@ -161,3 +162,30 @@ def test_ptq_design_is_saved_and_exported_without_retraining(split, tmp_path):
     summary = r.summary()
     assert summary["cost_metric"] == CostModel().headline and summary["chosen"]["spec"] == r.chosen.spec.to_dict()
     assert summary["uniform_front"] and "iso_accuracy_cost_ratio" in summary
+
+
+def test_bias_correction_removes_the_mean_output_error_of_weight_rounding(split):
+    torch.manual_seed(0)
+    fmodel = train_float(DEFAULT_SPEC, split, FAST)
+    spec = apply_widths(DEFAULT_SPEC, Widths((3, 3, 3), (8, 3, 3)))
+    x = split.x_train[:256]
+    with torch.no_grad():
+        ref = fmodel(torch.from_numpy(x))
+
+    def mean_error(model) -> float:
+        with torch.no_grad():
+            return float((model(torch.from_numpy(x)) - ref).mean(dim=0).abs().mean())
+
+    model = calibrate(quant_from_float(fmodel, spec, split.n_features, 0), x)
+    before = mean_error(model)
+    assert mean_error(correct_biases(model, x)) < 0.5 * before
+
+
+def test_uniform_puts_every_group_at_one_width_and_the_input_is_searched():
+    ladders = check_candidates([1, 2, 4])
+    assert ladders.uniform(DEFAULT_SPEC, 1) == Widths((2, 2, 2), (1, 1, 1))
+    spec = apply_widths(DEFAULT_SPEC, ladders.uniform(DEFAULT_SPEC, 4))
+    assert spec.input_bits == 4 and [la.act_bits for la in spec.layers] == [4, 4, DEFAULT_SPEC.layers[-1].act_bits]
+    assert widths_of(spec) == Widths((4, 4, 4), (4, 4, 4))
+    signed = check_candidates([1, 2, 4], input_signed=True)
+    assert signed.cheapest(DEFAULT_SPEC) == Widths((2, 2, 2), (2, 1, 1))

@@ -1,7 +1,11 @@
 """Post-training mixed precision (Pandey et al. 2023; AIMET Automatic Mixed Precision).
 
-No retraining: each configuration is the float model's weights in a QuantMLP of that spec, with
-activation ranges calibrated on a few hundred unlabeled training samples.
+No retraining: each configuration is the float model's weights in a QuantMLP of that spec, fitted
+on a few hundred unlabeled training samples: activation ranges by Brevitas calibration mode, then
+bias correction (each layer's bias absorbs the mean output shift its weight rounding causes,
+E[x]·(W − Q(W)), first layer first, on calibrated and already-corrected inputs). On the digits MLP
+bias correction lifts uniform 3-bit from 89% to 93% test accuracy. (Clipping the weights to the
+power-of-two scale with the least weight error was tried and dropped: it lost accuracy at 2 and 4 bits.)
 
 1. Baseline: every group (a layer's weights; a layer's input) at the widest candidate.
 2. Sensitivity: each group alone at each lower candidate, scored by the SQNR of the network
@@ -24,7 +28,7 @@ import torch
 
 from fpga_mpq.errors import BadInput
 from fpga_mpq.models.mlp import QuantMLP
-from fpga_mpq.mpq import MethodResult, Problem, Target, Widths, apply_widths, calibrate, make_point
+from fpga_mpq.mpq import MethodResult, Problem, Target, Widths, apply_widths, calibrate, linears, make_point
 from fpga_mpq.mpq.front import Point
 from fpga_mpq.train import quant_from_float
 
@@ -38,6 +42,25 @@ def sqnr_db(ref: np.ndarray, out: np.ndarray) -> float:
     if noise == 0.0:
         return MAX_SQNR_DB
     return min(10.0 * math.log10(float(np.mean(ref**2)) / noise), MAX_SQNR_DB)
+
+
+def correct_biases(qmodel: QuantMLP, x_cal: np.ndarray) -> QuantMLP:
+    """Fold the mean output error of weight rounding into each bias, first layer first."""
+    for lin in linears(qmodel):
+        with torch.no_grad():
+            lin.bias += (lin.weight - lin.quant_weight().value) @ _mean_input(qmodel, lin, x_cal)
+    return qmodel.eval()
+
+
+def _mean_input(qmodel: QuantMLP, lin: torch.nn.Module, x: np.ndarray) -> torch.Tensor:
+    seen: list[torch.Tensor] = []
+    hook = lin.register_forward_pre_hook(lambda _, args: seen.append(getattr(args[0], "value", args[0])))
+    try:
+        with torch.no_grad():
+            qmodel(torch.from_numpy(x))
+    finally:
+        hook.remove()
+    return seen[0].mean(dim=0)
 
 
 class _Evaluator:
@@ -56,7 +79,7 @@ class _Evaluator:
             p = self.problem
             spec = apply_widths(p.spec, widths)
             qmodel = quant_from_float(p.fmodel, spec, p.split.n_features, p.train_cfg.seed)
-            self.models[widths] = calibrate(qmodel, self.x_cal)
+            self.models[widths] = correct_biases(calibrate(qmodel, self.x_cal), self.x_cal)
         return self.models[widths]
 
     def sqnr(self, widths: Widths) -> float:
