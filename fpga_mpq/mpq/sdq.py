@@ -4,11 +4,15 @@ Stage 1, strategy search (a light fake-quantized copy of the float MLP, not Brev
 (a layer's weights; a layer's input) holds an adjacent pair (lo, hi) of its ladder and a
 Differentiable Bitwidth Parameter β ∈ [0, 1]. Each step draws hi with probability β, else lo, and
 the straight-through mixture ``Q_lo + (z + β − sg(β))·(Q_hi − Q_lo)`` gives β the gradient
-⟨∂L/∂q, Q_hi − Q_lo⟩. Loss = task + λ·E[cost]/cost(widest) where E[cost] is per-layer
-k_l·MACs·E[b_w]·E[b_in], k_l the budget metric per BOP of that layer at the widest widths. λ follows
-a multiplicative controller towards the budget. β below ε moves the pair one rung down, above 1 − ε
-one rung up. Commitment: hi if β ≥ ½ else lo; while the proxy cost is over budget the group with the
-lowest β drops a rung.
+⟨∂L/∂q, Q_hi − Q_lo⟩. Loss = task + λ·E[cost]/cost(widest). The expected cost is exact under the
+independent draws: per layer, Σ over the four (weight, input) width pairs of their probability times
+the budget metric measured by the cost model on the layer's current weights (a table refreshed every
+epoch), so the search optimises the same LUT / DSP / BOPs figure the budget names. λ follows a
+multiplicative controller towards a target that glides (log scale) from the widest cost down to the
+budget over the first half of the search, so the weights adapt while the widths fall instead of
+collapsing at the first step. β below ε moves the pair one rung down, above 1 − ε one rung up.
+Commitment: hi if β ≥ ½ else lo; while the table cost is over budget the group with the lowest β
+drops a rung.
 
 Stage 2, fine-tuning the committed spec in a Brevitas QuantMLP (the model that is exported): task
 loss mixed with knowledge distillation from the float model, plus bin regularisation (each weight
@@ -31,8 +35,10 @@ from torch import nn
 from tqdm import tqdm
 
 from fpga_mpq.errors import BadInput
+from fpga_mpq.ir.types import FixedType
 from fpga_mpq.models.mlp import QuantMLP
 from fpga_mpq.mpq import MethodResult, Problem, Target, Widths, apply_widths, calibrate, linears, make_point
+from fpga_mpq.mpq.cost import LayerQuant
 from fpga_mpq.mpq.front import Point
 from fpga_mpq.train import quant_from_float
 
@@ -52,24 +58,29 @@ class SdqConfig:
     kd_temperature: float = 2.0
     bin_reg: float = 0.1  # the paper's ablation optimum
     entropy_weight: float = 0.1  # within the bin regulariser
-    probes: int = 4  # bisection steps for a max-drop target
+    probes: int = 5  # bisection steps for a max-drop target
 
 
 def _round_ste(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
+def _frac_bits(top: float, bits: int, signed: bool) -> int:
+    """Brevitas' *PerTensorFixedPoint scale 2^−f: f = −⌈log2(top / 2^(b − signed))⌉ (power-of-two int scaling)."""
+    return -math.ceil(math.log2(max(top, 1e-8) / 2 ** (bits - signed)))
+
+
 def _fq_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
-    """Brevitas Int*WeightPerTensorFixedPoint: narrow signed, power-of-two scale ⌈max|w| / (2^(b−1)−1)⌉."""
+    """Int8WeightPerTensorFixedPoint: narrow signed levels on the max-based power-of-two scale."""
     m = 2 ** (bits - 1) - 1
-    s = 2.0 ** torch.ceil(torch.log2(w.detach().abs().max().clamp_min(1e-8) / m))
+    s = 2.0 ** -_frac_bits(float(w.detach().abs().max()), bits, True)
     return torch.clamp(_round_ste(w / s), -m, m) * s
 
 
 def _fq_act(x: torch.Tensor, bits: int, top: float, signed: bool) -> torch.Tensor:
-    """Brevitas (U)Int*ActPerTensorFixedPoint: a power-of-two scale for the calibrated range ``top``."""
+    """(U)Int8ActPerTensorFixedPoint with the calibrated range ``top``."""
     lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-    s = 2.0 ** math.ceil(math.log2(max(top, 1e-8) / hi))
+    s = 2.0 ** -_frac_bits(top, bits, signed)
     return torch.clamp(_round_ste(x / s), lo, hi) * s
 
 
@@ -115,7 +126,7 @@ class _Dbp(nn.Module):
 
 
 class _StochasticMLP(nn.Module):
-    def __init__(self, problem: Problem, x_cal: np.ndarray, k: list[float]) -> None:
+    def __init__(self, problem: Problem, x_cal: np.ndarray, metric: str) -> None:
         super().__init__()
         float_linears = linears(problem.fmodel)
         self.weights = nn.ParameterList([nn.Parameter(f.weight.detach().clone()) for f in float_linears])
@@ -131,8 +142,8 @@ class _StochasticMLP(nn.Module):
                 h = torch.relu(lin(h))
                 tops.append(float(h.max()))
         self.tops = tops
-        self.macs = [f.in_features * f.out_features for f in float_linears]
-        self.k = k
+        self.problem, self.metric = problem, metric
+        self.refresh_costs()
 
     def forward(self, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
         h = x
@@ -144,14 +155,39 @@ class _StochasticMLP(nn.Module):
                 h = torch.relu(h)
         return h
 
+    def refresh_costs(self) -> None:
+        """Per layer, the budget metric of every (weight bits, input bits) pair on the current weights."""
+        self.table = [
+            {
+                (wb, xb): self.problem.cost.layer(self._layer_quant(i, wb, xb))[self.metric]
+                for wb in d.ladder
+                for xb in a.ladder
+            }
+            for i, (d, a) in enumerate(zip(self.w_dbp, self.x_dbp, strict=True))
+        ]
+
+    def _layer_quant(self, i: int, w_bits: int, x_bits: int) -> LayerQuant:
+        """Layer ``i`` as the Brevitas model would hold it at these widths (weights on the max-based scale)."""
+        w = self.weights[i].detach()
+        m = 2 ** (w_bits - 1) - 1
+        w_frac = _frac_bits(float(w.abs().max()), w_bits, True)
+        w_int = torch.clamp(torch.round(w * 2.0**w_frac), -m, m).to(torch.int64).numpy().T
+        signed = i == 0 and self.input_signed
+        x_frac = _frac_bits(self.tops[i], x_bits, signed)
+        return LayerQuant(w_int, FixedType(True, w_bits, w_bits - w_frac), FixedType(signed, x_bits, x_bits - x_frac))
+
     def expected_cost(self) -> torch.Tensor:
-        """Σ k_l·MACs_l·E[b_w]·E[b_in]: the budget metric's proxy, differentiable in every β."""
-        parts = zip(self.k, self.macs, self.w_dbp, self.x_dbp, strict=True)
-        return torch.stack([k * m * d.expected_bits() * a.expected_bits() for k, m, d, a in parts]).sum()
+        """Σ_layers Σ_(w, x) P(w)·P(x)·cost(w, x): exact under the independent draws, differentiable in every β."""
+        total = torch.zeros(())
+        for table, d, a in zip(self.table, self.w_dbp, self.x_dbp, strict=True):
+            for wb, pw in ((d.lo, 1 - d.beta), (d.hi, d.beta)):
+                for xb, px in ((a.lo, 1 - a.beta), (a.hi, a.beta)):
+                    total = total + pw * px * table[(wb, xb)]
+        return total
 
     def proxy(self, widths: Widths) -> float:
-        parts = zip(self.k, self.macs, widths.weights, widths.inputs, strict=True)
-        return sum(k * m * w * b for k, m, w, b in parts)
+        """The table cost of a configuration: the cost model on the current weights."""
+        return sum(t[(w, x)] for t, w, x in zip(self.table, widths.weights, widths.inputs, strict=True))
 
     def dbps(self) -> dict[tuple[str, int], _Dbp]:
         return {("w", i): d for i, d in enumerate(self.w_dbp)} | {("x", i): a for i, a in enumerate(self.x_dbp)}
@@ -160,17 +196,22 @@ class _StochasticMLP(nn.Module):
         return Widths(tuple(d.committed() for d in self.w_dbp), tuple(a.committed() for a in self.x_dbp))
 
 
-def _search(problem: Problem, net: _StochasticMLP, rel_budget: float, cfg: SdqConfig) -> list[dict]:
+def _search(problem: Problem, net: _StochasticMLP, budget: float, cfg: SdqConfig) -> list[dict]:
     """Stage 1: learn weights and DBPs under the λ-weighted expected cost; returns per-epoch logs."""
     seed = problem.train_cfg.seed
     gen = torch.Generator().manual_seed(seed)
-    widest = net.proxy(problem.ladders.widest(problem.spec))
     betas = [d.beta for d in net.dbps().values()]
     opt_w = torch.optim.Adam([*net.weights, *net.biases], lr=problem.train_cfg.lr)
     opt_b = torch.optim.Adam(betas, lr=cfg.beta_lr)
     x, y = torch.from_numpy(problem.split.x_train), torch.from_numpy(problem.split.y_train)
     lam, history = cfg.lambda_init, []
+    steps_per_epoch = math.ceil(len(x) / problem.train_cfg.batch_size)
+    glide = max(1, cfg.search_epochs * steps_per_epoch // 2)
+    step = 0
     for epoch in tqdm(range(cfg.search_epochs), desc="SDQ strategy search", leave=False, disable=None):
+        net.refresh_costs()
+        widest = net.proxy(problem.ladders.widest(problem.spec))
+        rel_budget = budget / widest
         order = torch.randperm(len(x), generator=gen)
         sums = np.zeros(2)
         for start in range(0, len(x), problem.train_cfg.batch_size):
@@ -184,14 +225,16 @@ def _search(problem: Problem, net: _StochasticMLP, rel_budget: float, cfg: SdqCo
             opt_b.step()
             for d in net.dbps().values():
                 d.settle(cfg.eps)
-            lam = float(np.clip(lam * math.exp(cfg.controller_gain * (rel_cost.item() / rel_budget - 1)), 1e-4, 1e4))
+            goal = math.exp(math.log(rel_budget) * min(1.0, step / glide))  # 1 -> rel_budget
+            error = float(np.clip(rel_cost.item() / goal - 1, -1.0, 1.0))
+            lam = float(np.clip(lam * math.exp(cfg.controller_gain * error), 1e-4, 1e4))
+            step += 1
             sums += (task.item(), rel_cost.item())
-        n = math.ceil(len(x) / problem.train_cfg.batch_size)
         history.append(
             {
                 "epoch": epoch,
-                "task_loss": float(sums[0] / n),
-                "expected_rel_cost": float(sums[1] / n),
+                "task_loss": float(sums[0] / steps_per_epoch),
+                "expected_rel_cost": float(sums[1] / steps_per_epoch),
                 "lambda": lam,
                 "widths": net.committed().label(),
             }
@@ -269,29 +312,14 @@ def _finetune(
     return qmodel.eval(), history
 
 
-def _layer_factors(problem: Problem, x_cal: np.ndarray, metric: str) -> tuple[list[float], float]:
-    """Per layer, the budget metric per BOP (least squares over the uniform widths, float weights), so the
-    differentiable proxy is in the metric's units; and the widest configuration's cost."""
-    num = np.zeros(len(problem.spec.layers))
-    den = np.zeros(len(problem.spec.layers))
-    for bits in problem.ladders.acts:
-        spec = apply_widths(problem.spec, problem.ladders.uniform(problem.spec, bits))
-        model = quant_from_float(problem.fmodel, spec, problem.split.n_features, problem.train_cfg.seed)
-        per_layer = problem.cost.measure_layers(calibrate(model, x_cal))
-        num += [c[metric] * c["bops"] for c in per_layer]
-        den += [c["bops"] ** 2 for c in per_layer]
-    widest = sum(c[metric] for c in per_layer)  # the loop ends at the widest candidate
-    return [float(v) for v in num / den], widest
-
-
 def _probe(
-    problem: Problem, target_metric: str, budget: float, x_cal: np.ndarray, k: list[float], cfg: SdqConfig
+    problem: Problem, target_metric: str, budget: float, x_cal: np.ndarray, cfg: SdqConfig
 ) -> tuple[Point, QuantMLP, dict]:
     """One SDQ run at ``budget`` (in the metric's units): search, commit, fine-tune, check, repair."""
     torch.manual_seed(problem.train_cfg.seed)
-    net = _StochasticMLP(problem, x_cal, k)
-    widest = net.proxy(problem.ladders.widest(problem.spec))
-    search_log = _search(problem, net, budget / widest, cfg)
+    net = _StochasticMLP(problem, x_cal, target_metric)
+    search_log = _search(problem, net, budget, cfg)
+    net.refresh_costs()
     proxy_budget, rounds = budget, []
     for _ in range(REPAIR_ROUNDS):
         widths = _commit(problem, net, proxy_budget)
@@ -312,22 +340,21 @@ def run(
     if calib_samples < 1 or len(x_cal) == 0:
         raise BadInput(f"sdq: the calibration set is empty (calib_samples={calib_samples})")
     metric = target.metric if target.budget is not None else problem.cost.headline
-    k, widest_cost = _layer_factors(problem, x_cal, metric)
     probes: list[tuple[Point, QuantMLP, dict]] = []
     if target.budget is not None:
-        probes.append(_probe(problem, metric, target.budget, x_cal, k, cfg))
+        probes.append(_probe(problem, metric, target.budget, x_cal, cfg))
     else:
-        net = _StochasticMLP(problem, x_cal, k)
-        lo = math.log(net.proxy(problem.ladders.cheapest(problem.spec)))
-        hi = math.log(widest_cost)
+        net = _StochasticMLP(problem, x_cal, metric)
+        widest_cost = net.proxy(problem.ladders.widest(problem.spec))
+        lo, hi = math.log(net.proxy(problem.ladders.cheapest(problem.spec))), math.log(widest_cost)
         for _ in range(cfg.probes):
             mid = (lo + hi) / 2
-            probes.append(_probe(problem, metric, math.exp(mid), x_cal, k, cfg))
+            probes.append(_probe(problem, metric, math.exp(mid), x_cal, cfg))
             lo, hi = (lo, mid) if problem.meets(probes[-1][0], target) else (mid, hi)
         if not any(problem.meets(p, target) for p, _, _ in probes):
-            probes.append(_probe(problem, metric, widest_cost, x_cal, k, cfg))
+            probes.append(_probe(problem, metric, widest_cost, x_cal, cfg))
     front = [p for p, _, _ in probes]
-    logs = {"probes": [lg for _, _, lg in probes], "layer_cost_per_bop": k}
+    logs = {"probes": [lg for _, _, lg in probes]}
     ok = [(p, m) for p, m, _ in probes if problem.meets(p, target)]
     if not ok:
         return MethodResult(None, None, front, reason=_infeasible(front, target, metric, problem), log=logs)
