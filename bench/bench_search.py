@@ -117,7 +117,7 @@ def main() -> None:
             for m in ("bops", r.cost_metric):
                 fronts.append([task, r.method, m, _front(r.front, m)])
     metric = next(iter(results.values()))[0][0].cost_metric
-    print(f"\nMixed-precision search, --max-drop {TARGET.max_drop}, candidates {CANDIDATES}, cost {metric} (HLS estimate)")
+    print(f"\nMixed-precision search, --max-drop {TARGET.max_drop}, candidates {CANDIDATES}, cost {metric}")
     headers = ["task", "method", "chosen", "test %", "float %", "BOPs", "LUTs", "iso ratio", "vs uniform 8", "method s"]
     print_table(headers, rows)
     print("\nFronts (cost:test accuracy %, Pareto points only)")

@@ -11,11 +11,11 @@ from fpga_mpq.errors import BadInput
 from fpga_mpq.export import check_qonnx_equals_brevitas, export_qonnx_file
 from fpga_mpq.models.mlp import QuantMLP
 from fpga_mpq.models.spec import DEFAULT_SPEC, spec_from_dict
-from fpga_mpq.mpq import Target, Widths, apply_widths, calibrate, check_candidates, parse_budget, widths_of
+from fpga_mpq.mpq import Problem, Target, Widths, apply_widths, calibrate, check_candidates, parse_budget, widths_of
 from fpga_mpq.mpq.cost import CostModel, effective_bits, layer_quants, spec_bops
 from fpga_mpq.mpq.front import Point, iso_accuracy_cost_ratio, pareto, plot, write_csv
 from fpga_mpq.mpq.ptq import correct_biases
-from fpga_mpq.mpq.sdq import SdqConfig
+from fpga_mpq.mpq.sdq import SdqConfig, StochasticMLP
 from fpga_mpq.mpq.search import search, write_outputs
 from fpga_mpq.train import TrainConfig, load_checkpoint, quant_from_float, train_float
 
@@ -189,3 +189,16 @@ def test_uniform_puts_every_group_at_one_width_and_the_input_is_searched():
     assert widths_of(spec) == Widths((4, 4, 4), (4, 4, 4))
     signed = check_candidates([1, 2, 4], input_signed=True)
     assert signed.cheapest(DEFAULT_SPEC) == Widths((2, 2, 2), (2, 1, 1))
+
+
+def test_sdq_cost_table_equals_the_cost_model_on_the_brevitas_model(split):
+    """The differentiable expected cost is only as good as its table: each entry must be what the
+    estimator says about the Brevitas model holding the same weights at those widths."""
+    fmodel = train_float(DEFAULT_SPEC, split, FAST)
+    ladders = check_candidates(CANDIDATES)
+    problem = Problem(DEFAULT_SPEC, split, ladders, CostModel(), fmodel, FAST, 0.0, 0.0)
+    x = split.x_train[:256]
+    net = StochasticMLP(problem, x, "lut")
+    for widths in (Widths((2, 4, 8), (2, 4, 8)), Widths((4, 2, 2), (8, 2, 4))):
+        model = calibrate(quant_from_float(fmodel, apply_widths(DEFAULT_SPEC, widths), split.n_features, 0), x)
+        assert net.proxy(widths) == CostModel().measure(model)["lut"]

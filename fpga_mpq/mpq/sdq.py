@@ -125,7 +125,9 @@ class _Dbp(nn.Module):
                 self.beta.fill_(4 * eps)
 
 
-class _StochasticMLP(nn.Module):
+class StochasticMLP(nn.Module):
+    """The stage-1 network: float weights, fake-quantized with the widths its DBPs draw."""
+
     def __init__(self, problem: Problem, x_cal: np.ndarray, metric: str) -> None:
         super().__init__()
         float_linears = linears(problem.fmodel)
@@ -196,7 +198,7 @@ class _StochasticMLP(nn.Module):
         return Widths(tuple(d.committed() for d in self.w_dbp), tuple(a.committed() for a in self.x_dbp))
 
 
-def _search(problem: Problem, net: _StochasticMLP, budget: float, cfg: SdqConfig) -> list[dict]:
+def _search(problem: Problem, net: StochasticMLP, budget: float, cfg: SdqConfig) -> list[dict]:
     """Stage 1: learn weights and DBPs under the λ-weighted expected cost; returns per-epoch logs."""
     seed = problem.train_cfg.seed
     gen = torch.Generator().manual_seed(seed)
@@ -243,7 +245,7 @@ def _search(problem: Problem, net: _StochasticMLP, budget: float, cfg: SdqConfig
     return history
 
 
-def _commit(problem: Problem, net: _StochasticMLP, budget: float) -> Widths:
+def _commit(problem: Problem, net: StochasticMLP, budget: float) -> Widths:
     """Each group's likelier width; then, while over the proxy budget, the least-wanted group drops a rung."""
     widths = net.committed()
     while net.proxy(widths) > budget:
@@ -272,7 +274,7 @@ def _bin_reg(lin: QuantLinear, entropy_weight: float) -> torch.Tensor:
 
 
 def _finetune(
-    problem: Problem, net: _StochasticMLP, widths: Widths, x_cal: np.ndarray, cfg: SdqConfig
+    problem: Problem, net: StochasticMLP, widths: Widths, x_cal: np.ndarray, cfg: SdqConfig
 ) -> tuple[QuantMLP, list[dict]]:
     """Stage 2: QAT of the committed spec from the searched weights, with distillation and bin regularisation."""
     tc = problem.train_cfg
@@ -317,7 +319,7 @@ def _probe(
 ) -> tuple[Point, QuantMLP, dict]:
     """One SDQ run at ``budget`` (in the metric's units): search, commit, fine-tune, check, repair."""
     torch.manual_seed(problem.train_cfg.seed)
-    net = _StochasticMLP(problem, x_cal, target_metric)
+    net = StochasticMLP(problem, x_cal, target_metric)
     search_log = _search(problem, net, budget, cfg)
     net.refresh_costs()
     proxy_budget, rounds = budget, []
@@ -344,7 +346,7 @@ def run(
     if target.budget is not None:
         probes.append(_probe(problem, metric, target.budget, x_cal, cfg))
     else:
-        net = _StochasticMLP(problem, x_cal, metric)
+        net = StochasticMLP(problem, x_cal, metric)
         widest_cost = net.proxy(problem.ladders.widest(problem.spec))
         lo, hi = math.log(net.proxy(problem.ladders.cheapest(problem.spec))), math.log(widest_cost)
         for _ in range(cfg.probes):
