@@ -13,7 +13,7 @@ from fpga_mpq.models.mlp import QuantMLP
 from fpga_mpq.models.spec import DEFAULT_SPEC, spec_from_dict
 from fpga_mpq.mpq import Problem, Target, Widths, apply_widths, calibrate, check_candidates, parse_budget, widths_of
 from fpga_mpq.mpq.cost import CostModel, effective_bits, layer_quants, spec_bops
-from fpga_mpq.mpq.front import Point, iso_accuracy_cost_ratio, pareto, plot, write_csv
+from fpga_mpq.mpq.front import Point, iso_accuracy_cost_ratio, pareto, plot, uniform_beaten, write_csv
 from fpga_mpq.mpq.ptq import correct_biases
 from fpga_mpq.mpq.sdq import SdqConfig, StochasticMLP
 from fpga_mpq.mpq.search import search, write_outputs
@@ -65,6 +65,7 @@ def test_front_and_iso_accuracy_ratio(tmp_path):
     assert [p.costs["bops"] for p in pareto(uni, "bops")] == [100, 200, 400]
     assert iso_accuracy_cost_ratio(_point("ptq", 150, 0.945), uni, "bops") == pytest.approx(150 / 400)
     assert iso_accuracy_cost_ratio(_point("ptq", 150, 0.99), uni, "bops") is None
+    assert uniform_beaten(uni, [_point("ptq", 150, 0.945)], "bops") == ["uniform 200", "uniform 400", "uniform 800"]
     points = uni + [_point("ptq", 150, 0.945)]
     write_csv(points, tmp_path / "p.csv", "bops")
     rows = (tmp_path / "p.csv").read_text().splitlines()

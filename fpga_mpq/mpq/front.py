@@ -61,6 +61,17 @@ def iso_accuracy_cost_ratio(chosen: Point, uniform: Iterable[Point], metric: str
     return chosen.costs[metric] / min(reach)
 
 
+def uniform_beaten(uniform: Iterable[Point], front: Iterable[Point], metric: str) -> list[str]:
+    """Labels of the uniform designs that some point of ``front`` beats: cheaper and at most half a point
+    less accurate (the issue's per-width dominance check)."""
+    front = list(front)
+    return [
+        u.label
+        for u in uniform
+        if any(p.costs[metric] < u.costs[metric] and p.test_acc >= u.test_acc - ISO_TOLERANCE for p in front)
+    ]
+
+
 def write_csv(points: Iterable[Point], path: Path, metric: str) -> None:
     """Every evaluated configuration with all cost metrics; ``on_front`` marks each method's Pareto points."""
     points = list(points)

@@ -25,7 +25,7 @@ from fpga_mpq.mpq import (
     uniform,
 )
 from fpga_mpq.mpq.cost import DEFAULT_PART, CostModel
-from fpga_mpq.mpq.front import Point, iso_accuracy_cost_ratio, pareto, plot, write_csv
+from fpga_mpq.mpq.front import Point, iso_accuracy_cost_ratio, pareto, plot, uniform_beaten, write_csv
 from fpga_mpq.train import TrainConfig, TrainResult, accuracy, quant_from_float, save_checkpoint, train_float
 
 METHODS: dict[str, Callable[..., MethodResult]] = {"uniform": uniform.run, "ptq": ptq.run, "sdq": sdq.run}
@@ -72,6 +72,7 @@ class SearchResult:
             "chosen": None if self.chosen is None else self.chosen.to_dict() | {"spec": self.chosen.spec.to_dict()},
             "iso_accuracy_cost_ratio": self.iso_accuracy_cost_ratio,
             "cost_ratio_vs_uniform": self.ratios_vs_uniform(),
+            "uniform_beaten": uniform_beaten(self.uniform, self.front, self.cost_metric),
             "uniform_front": [p.to_dict() for p in pareto(self.uniform, self.cost_metric)],
             "front": [p.to_dict() for p in pareto(self.front, self.cost_metric)],
             "evaluated": len(self.front),
