@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from fpga_mpq import api
 from fpga_mpq.cli import main
 from fpga_mpq.models.spec import load_spec
 
 
-def test_ptq_spec_meets_its_budget_and_flows_through_csim_exactly(tmp_path, capsys):
-    args = ["search", "--method", "ptq", "-o", str(tmp_path / "s"), "--budget", "bops=60000", "--epochs", "4"]
+@pytest.mark.parametrize("method", ["uniform", "ptq", "sdq"])
+def test_each_methods_spec_meets_its_budget_and_flows_through_csim_exactly(tmp_path, capsys, method):
+    args = ["search", "--method", method, "-o", str(tmp_path / "s"), "--budget", "bops=60000", "--epochs", "4"]
+    args += ["--candidates", "2,4,8"]
     assert main([*args, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["chosen"]["costs"]["bops"] <= 60000 and summary["cost_metric"] == "lut"
