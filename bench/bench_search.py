@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from common import print_table
 
-from fpga_mpq.data import SPLIT_SEED, Split, load_digits_arrays, load_split
+from fpga_mpq.data import Split, load_digits_arrays, load_split, split_arrays
 from fpga_mpq.models.spec import DEFAULT_SPEC, LayerSpec, Spec
 from fpga_mpq.mpq import Target
 from fpga_mpq.mpq.front import pareto, uniform_beaten
@@ -28,19 +28,12 @@ JET_SPEC = Spec(8, False, tuple(LayerSpec(u, 8, 16, 8) for u in (64, 32, 32, 5))
 METHODS = ("uniform", "ptq", "sdq")
 
 
-def _split(x: np.ndarray, y: np.ndarray) -> Split:
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
-    x, y = x[order], y[order]
-    a, b = int(0.6 * len(x)), int(0.8 * len(x))
-    return Split(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:])
-
-
 def corrupted_digits(copies: int = 4) -> Split:
     """Digits, each image seen ``copies`` times with its own random blur and Gaussian noise: a task that
     does not saturate at 3 bits, with 4x the validation and test samples (split by image first, so no
     image is in two sets)."""
     x, y = load_digits_arrays()
-    clean = _split(x, y)
+    clean = split_arrays(x, y)
     rng = np.random.default_rng(1)
 
     def corrupt(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +58,7 @@ def jet_like(n: int = 8000) -> Split:
         class_sep=1.5, random_state=0,
     )  # fmt: skip
     x = (x - x.min(0)) / (x.max(0) - x.min(0))
-    return _split(x.astype(np.float32), y.astype(np.int64))
+    return split_arrays(x.astype(np.float32), y.astype(np.int64))
 
 
 TASKS = {  # the slowest first, so the other core takes the two digits tasks meanwhile

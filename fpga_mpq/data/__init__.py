@@ -65,8 +65,12 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_split(data: Path | None = None) -> Split:
+    """The built-in digits or a user's ``.npz``, split by :func:`split_arrays`."""
+    return split_arrays(*(load_digits_arrays() if data is None else load_npz(data)))
+
+
+def split_arrays(x: np.ndarray, y: np.ndarray) -> Split:
     """Shuffle with a fixed seed and split 60/20/20 into train/validation/test."""
-    x, y = load_digits_arrays() if data is None else load_npz(data)
     order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
     x, y = x[order], y[order]
     a, b = int(0.6 * len(x)), int(0.8 * len(x))

@@ -176,10 +176,14 @@ class Problem:
     float_val: float
     float_test: float
 
+    def accuracy_floor(self, target: Target) -> float:
+        """The lowest validation accuracy a max-drop target accepts."""
+        return self.float_val - target.max_drop / 100.0
+
     def meets(self, point: Point, target: Target) -> bool:
         if target.budget is not None:
             return point.costs[target.metric] <= target.budget
-        return point.val_acc >= self.float_val - target.max_drop / 100.0
+        return point.val_acc >= self.accuracy_floor(target)
 
 
 @dataclass

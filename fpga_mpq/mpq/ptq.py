@@ -167,9 +167,8 @@ def run(problem: Problem, target: Target, calib_samples: int = CALIB_SAMPLES, us
         feasible = point(len(path) - 1).costs[metric] <= target.budget
         k = _first_true(len(path), lambda i: point(i).costs[metric] <= target.budget) if feasible else None
     elif use_labels:
-        floor = problem.float_val - target.max_drop / 100.0
-        feasible = point(0).val_acc >= floor
-        k = _last_true(len(path), lambda i: point(i).val_acc >= floor) if feasible else None
+        feasible = problem.meets(point(0), target)
+        k = _last_true(len(path), lambda i: problem.meets(point(i), target)) if feasible else None
     else:
         floor = point(0).sqnr - target.max_drop
         k = _last_true(len(path), lambda i: point(i).sqnr >= floor)

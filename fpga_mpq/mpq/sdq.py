@@ -40,7 +40,7 @@ from tqdm import tqdm
 from fpga_mpq.errors import BadInput
 from fpga_mpq.ir.types import FixedType
 from fpga_mpq.models.mlp import QuantMLP
-from fpga_mpq.mpq import MethodResult, Problem, Target, Widths, apply_widths, calibrate, linears, make_point
+from fpga_mpq.mpq import Group, MethodResult, Problem, Target, Widths, apply_widths, calibrate, linears, make_point
 from fpga_mpq.mpq.cost import LayerQuant
 from fpga_mpq.mpq.front import Point
 from fpga_mpq.train import quant_from_float
@@ -194,7 +194,7 @@ class StochasticMLP(nn.Module):
         """The table cost of a configuration: the cost model on the current weights."""
         return sum(t[(w, x)] for t, w, x in zip(self.table, widths.weights, widths.inputs, strict=True))
 
-    def dbps(self) -> dict[tuple[str, int], _Dbp]:
+    def dbps(self) -> dict[Group, _Dbp]:
         return {("w", i): d for i, d in enumerate(self.w_dbp)} | {("x", i): a for i, a in enumerate(self.x_dbp)}
 
     def committed(self) -> Widths:
@@ -372,7 +372,7 @@ def run(
 
 def _within_noise(problem: Problem, point: Point, target: Target) -> bool:
     """Meets the max-drop target, or misses it by less than the validation accuracy's standard error."""
-    floor = problem.float_val - target.max_drop / 100.0
+    floor = problem.accuracy_floor(target)
     error = math.sqrt(max(floor * (1 - floor), 0.0) / len(problem.split.y_val))
     return point.val_acc >= floor - error
 

@@ -121,13 +121,13 @@ def search(
     seconds[method] = time.perf_counter() - t
 
     reference = result.front if method == "uniform" and over_budget is None else []
-    if method != "uniform" and result.chosen is not None and uniform_front is not None:
+    if method != "uniform" and result.chosen is not None:
         reference = uniform_front
-    elif method != "uniform" and result.chosen is not None:
-        t = time.perf_counter()
-        seed_all(cfg.seed)
-        reference = [p for p, _ in uniform.front(problem)]
-        seconds["uniform_reference"] = time.perf_counter() - t
+        if reference is None:
+            t = time.perf_counter()
+            seed_all(cfg.seed)
+            reference = [p for p, _ in uniform.front(problem)]
+            seconds["uniform_reference"] = time.perf_counter() - t
 
     metric = cost.headline
     ratio = None if result.chosen is None else iso_accuracy_cost_ratio(result.chosen, reference, metric)
