@@ -1,17 +1,6 @@
 """fpga_mpq: mixed-precision networks from PyTorch to bit-exact FPGA HLS projects.
 
-The commands are functions here too: ``fpga_mpq.train``, ``export``, ``generate``, ``csim``,
-``flow`` (see ``fpga_mpq.api``). They are imported on first use, so importing the package is cheap.
+The commands are functions of ``fpga_mpq.api`` (``api.train``, ``api.flow``, ...); the CLI is a
+thin shell over them. The subpackages are the stages: ``fpga_mpq.train`` is always the training
+package, never a command.
 """
-
-from __future__ import annotations
-
-API = ("train", "export", "generate", "csim", "flow")
-
-
-def __getattr__(name: str):
-    if name in API:
-        from fpga_mpq import api
-
-        return getattr(api, name)
-    raise AttributeError(f"module 'fpga_mpq' has no attribute {name!r}")

@@ -7,9 +7,8 @@ Each returns a plain dict summary (what ``--json`` prints) and raises ``BadInput
 from __future__ import annotations
 
 import json
+import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -18,32 +17,34 @@ import numpy as np
 
 from fpga_mpq.data import load_split
 from fpga_mpq.errors import BadInput, VerificationFailed
-from fpga_mpq.fsutil import atomic_dir
 from fpga_mpq.hls.generate import HlsConfig, write_project
 from fpga_mpq.ir.from_qonnx import network_from_qonnx
 from fpga_mpq.ir.golden import run
 from fpga_mpq.ir.network import Network, check_reuse_factor
 from fpga_mpq.ir.types import FixedType, Overflow, Rounding
 from fpga_mpq.models.spec import load_spec, save_spec
+from fpga_mpq.outputs import atomic_dir, atomic_file, check_output, is_tool_folder
 from fpga_mpq.sim.csim import csim_project, random_inputs, write_testbench_data
 
 PROJECT_META = "fpga_mpq.json"
 PROJECT_MODEL = "model.onnx"
 TB_SAMPLES = 64  # inputs shipped in tb/ so the vendor TCL's csim step runs as-is
+MAX_SAMPLES = 100_000  # random inputs per simulation: text files and golden traces stay in memory
 
 
-def train(out: Path, spec: Path | None = None, data: Path | None = None, epochs: int = 40, seed: int = 0) -> dict:
+def train(
+    out: Path, spec: Path | None = None, data: Path | None = None, epochs: int = 40, seed: int = 0, force: bool = False
+) -> dict:
     """Quantization-aware training of the spec's MLP; saves a checkpoint at ``out``."""
-    from fpga_mpq.train import TrainConfig, save_checkpoint
+    from fpga_mpq.train import TrainConfig, is_checkpoint, save_checkpoint
     from fpga_mpq.train import train as run_training
 
+    target = check_output(out, [spec, data], force, owned=is_checkpoint)
+    cfg = TrainConfig(epochs=epochs, float_epochs=epochs, seed=seed)
     model_spec, split = load_spec(spec), load_split(data)
-    result = run_training(model_spec, split, TrainConfig(epochs=epochs, float_epochs=epochs, seed=seed))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", delete=False) as tmp:
-        save_checkpoint(result, split.n_features, Path(tmp.name))
-    os.replace(tmp.name, out)
+    result = run_training(model_spec, split, cfg)
+    with atomic_file(target) as tmp:
+        save_checkpoint(result, split.n_features, tmp)
     return {
         "checkpoint": str(out),
         "accuracy_float": result.accuracy_float,
@@ -52,22 +53,19 @@ def train(out: Path, spec: Path | None = None, data: Path | None = None, epochs:
     }
 
 
-def export(checkpoint: Path, out: Path, data: Path | None = None) -> dict:
+def export(checkpoint: Path, out: Path, data: Path | None = None, force: bool = False) -> dict:
     """Export a checkpoint to QONNX and assert qonnx's execution equals Brevitas on the test set."""
-    from fpga_mpq.export import check_qonnx_equals_brevitas, export_qonnx_file
+    from fpga_mpq.export import check_qonnx_equals_brevitas, export_qonnx_file, is_exported_onnx
     from fpga_mpq.train import load_checkpoint
 
+    target = check_output(out, [checkpoint, data], force, owned=is_exported_onnx)
     model, ck = load_checkpoint(checkpoint)
     split = load_split(data)
     if split.n_features != ck["n_features"]:
         raise BadInput(f"data has {split.n_features} features, the checkpoint expects {ck['n_features']}")
-    out = Path(out)
-    export_qonnx_file(model, ck["n_features"], out)
-    try:
-        check_qonnx_equals_brevitas(model, out, split.x_test)
-    except VerificationFailed:
-        out.unlink()
-        raise
+    with atomic_file(target) as tmp:
+        export_qonnx_file(model, ck["n_features"], tmp)
+        check_qonnx_equals_brevitas(model, tmp, split.x_test)
     return {"onnx": str(out), "samples": len(split.x_test), "qonnx_equals_brevitas": True}
 
 
@@ -75,13 +73,22 @@ def _load_network(model: Path, input_type: FixedType | None) -> Network:
     return network_from_qonnx(Path(model), input_type)
 
 
-def generate(model: Path, out: Path, cfg: HlsConfig = HlsConfig(), input_type: FixedType | None = None) -> dict:
+def generate(
+    model: Path,
+    out: Path,
+    cfg: HlsConfig = HlsConfig(),
+    input_type: FixedType | None = None,
+    force: bool = False,
+) -> dict:
     """QONNX -> HLS project folder, written atomically; the same inputs give the same bytes."""
+    import onnx
+
+    target = check_output(out, [model], force)
     net = _load_network(model, input_type)
     cfg.check(net)
-    with atomic_dir(Path(out)) as tmp:
+    with atomic_dir(target, "generate") as tmp:
         write_project(net, cfg, tmp, Path(model).name)
-        shutil.copyfile(model, tmp / PROJECT_MODEL)
+        onnx.save(onnx.load(str(model)), str(tmp / PROJECT_MODEL))  # external weights, if any, inlined
         meta = {"config": asdict(cfg), "input_type": _type_to_json(net.input.out) if not net.input.from_model else None}
         (tmp / PROJECT_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         write_testbench_data(net, random_inputs(net, TB_SAMPLES, seed=0), tmp / "tb")
@@ -104,14 +111,25 @@ def _type_from_json(d: dict | None) -> FixedType | None:
     return FixedType(d["signed"], d["width"], d["int_bits"], Rounding[d["rounding"]], Overflow[d["overflow"]])
 
 
-def load_project_network(prj: Path) -> Network:
-    """The IR of a generated project, rebuilt from its copy of the model."""
+def project_config(prj: Path) -> tuple[HlsConfig, FixedType | None]:
+    """A generated project's HLS configuration and declared input type, from its metadata file."""
     prj = Path(prj)
     meta_path = prj / PROJECT_META
     if not meta_path.is_file():
         raise BadInput(f"{prj} is not a fpga_mpq HLS project (no {PROJECT_META})")
-    meta = json.loads(meta_path.read_text())
-    return _load_network(prj / PROJECT_MODEL, _type_from_json(meta["input_type"]))
+    try:
+        meta = json.loads(meta_path.read_text())
+        cfg = HlsConfig(**meta["config"])
+        input_type = _type_from_json(meta["input_type"])
+    except (ValueError, TypeError, KeyError) as e:
+        raise BadInput(f"{meta_path} is damaged ({type(e).__name__}: {e}); generate the project again") from None
+    return cfg, input_type
+
+
+def load_project_network(prj: Path) -> Network:
+    """The IR of a generated project, rebuilt from its copy of the model."""
+    _, input_type = project_config(prj)
+    return _load_network(Path(prj) / PROJECT_MODEL, input_type)
 
 
 def _network_and_config(model: Path, input_type: FixedType | None) -> tuple[Network, dict, Path | None]:
@@ -119,10 +137,8 @@ def _network_and_config(model: Path, input_type: FixedType | None) -> tuple[Netw
     gives its network and no defaults."""
     model = Path(model)
     if model.is_dir():
-        meta_path = model / PROJECT_META
-        if not meta_path.is_file():
-            raise BadInput(f"{model} is not a fpga_mpq HLS project (no {PROJECT_META})")
-        return load_project_network(model), json.loads(meta_path.read_text())["config"], model / "report"
+        cfg, _ = project_config(model)
+        return load_project_network(model), asdict(cfg), model / "report"
     if not model.is_file():
         raise BadInput(f"model {model} does not exist")
     return _load_network(model, input_type), {}, None
@@ -138,16 +154,20 @@ def estimate(
     io: str | None = None,
     rtl: bool = False,
     input_type: FixedType | None = None,
+    force: bool = False,
 ) -> dict:
     """LUT / FF / DSP / BRAM and latency per layer of a project or a QONNX model, in seconds.
 
     Options left out come from the project's own configuration. ``rtl`` estimates the da4ml
     Verilog design instead of the HLS one. Writes ``estimate.json`` and ``estimate.png`` into
-    the project's ``report/`` (or ``out``).
+    the project's ``report/`` (or the folder ``out``).
     """
     from fpga_mpq.estimate import EstimateConfig, estimate_hls, find_part
     from fpga_mpq.estimate.report import write_report
 
+    target = None
+    if out is not None or not Path(model).is_dir():
+        target = check_output(out if out is not None else "out/estimate", [model], force)
     net, prj_cfg, report_dir = _network_and_config(model, input_type)
     cfg = EstimateConfig(
         find_part(part or prj_cfg.get("part", HlsConfig.part)),
@@ -163,8 +183,11 @@ def estimate(
         est = estimate_rtl(net, cfg)
     else:
         est = estimate_hls(net, cfg)
-    folder = Path(out) if out is not None else report_dir or Path("out/estimate")
-    json_path, png_path = write_report(est, folder)
+    if target is None:
+        json_path, png_path = write_report(est, report_dir)
+    else:
+        with atomic_dir(target, "estimate") as tmp:
+            json_path, png_path = (target.path / p.name for p in write_report(est, tmp))
     return {**est.to_json(), "report": str(json_path), "chart": str(png_path)}
 
 
@@ -185,15 +208,17 @@ def rtlsim(
     random: int | None = None,
     seed: int = 0,
     input_type: FixedType | None = None,
+    force: bool = False,
 ) -> dict:
     """Lower the model to pipelined Verilog with da4ml, simulate it cycle by cycle with Verilator
     and compare every output bit with the golden model (the logits when a softmax follows)."""
     from fpga_mpq.rtl.project import build_simulator, pipeline, simulate
 
+    target = check_output(out, [model, data], force)
     cfg = _rtl_config(part, clock_ns, top)
     net = _load_network(model, input_type)
     x = _samples(net, data, random, seed)
-    with atomic_dir(Path(out)) as tmp:
+    with atomic_dir(target, "rtlsim") as tmp:
         design = pipeline(net, cfg, tmp)
         build_simulator(design)
         got, want = simulate(design, net, x)
@@ -210,10 +235,9 @@ def rtlsim(
             "da4ml_cost": float(design.traced.comb.cost),
             "project": str(out),
         }
-        (tmp / "report").mkdir(exist_ok=True)
-        (tmp / "report" / "rtlsim.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if bad.size:
-        raise VerificationFailed(json.dumps(summary))
+        if bad.size:  # nothing is kept: the previous output stays as it was
+            raise VerificationFailed(json.dumps(summary))
+        _write_report(tmp / "report" / "rtlsim.json", summary)
     return summary
 
 
@@ -225,6 +249,7 @@ def synth(
     top: str = HlsConfig.top,
     timeout: float = 1800,
     input_type: FixedType | None = None,
+    force: bool = False,
 ) -> dict:
     """Yosys ``synth_xilinx`` of the model's RTL design: LUT, FF, CARRY, DSP, BRAM counts.
 
@@ -234,25 +259,33 @@ def synth(
     from fpga_mpq.rtl.synth import synthesize
 
     cfg = _rtl_config(part, clock_ns, top)
-    if timeout <= 0:
-        raise BadInput(f"--timeout {timeout}: must be positive")
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise BadInput(f"--timeout {timeout}: must be a positive number of seconds")
     model = Path(model)
     if model.is_dir():
-        if not (model / "src" / f"{top}.v").is_file():
-            raise BadInput(f"{model} is not an RTL project with top module {top!r} (no src/{top}.v)")
+        if not is_tool_folder(model) or not (model / "src" / f"{top}.v").is_file():
+            raise BadInput(f"{model} is not an RTL project of fpga_mpq with top module {top!r} (no src/{top}.v)")
         result = synthesize(model, top, cfg.part, timeout)
-        folder = model
-    else:
-        net = _load_network(model, input_type)
-        with atomic_dir(Path(out)) as tmp:
-            pipeline(net, cfg, tmp)
-            result = synthesize(tmp, top, cfg.part, timeout)
-        folder = Path(out)
-    summary = {**result.to_json(), "part": cfg.part.name, "cells": result.cells, "project": str(folder)}
-    report = folder / "report" / "synth.json"
-    report.parent.mkdir(exist_ok=True)
-    report.write_text(json.dumps(summary, indent=2) + "\n")
+        summary = {**result.to_json(), "part": cfg.part.name, "cells": result.cells, "project": str(model)}
+        _write_report(model / "report" / "synth.json", summary)
+        return summary
+    target = check_output(out, [model], force)
+    net = _load_network(model, input_type)
+    with atomic_dir(target, "synth") as tmp:
+        pipeline(net, cfg, tmp)
+        result = synthesize(tmp, top, cfg.part, timeout)
+        summary = {**result.to_json(), "part": cfg.part.name, "cells": result.cells, "project": str(out)}
+        _write_report(tmp / "report" / "synth.json", summary)
     return summary
+
+
+def _write_report(path: Path, summary: dict) -> None:
+    """A command's JSON report, written in one rename. Run times stay on stdout, so the same
+    inputs give the same bytes."""
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps({k: v for k, v in summary.items() if k != "seconds"}, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 def search(
@@ -266,6 +299,7 @@ def search(
     part: str = "xczu9eg",
     epochs: int = 40,
     seed: int = 0,
+    force: bool = False,
 ) -> dict:
     """Mixed-precision search: the chosen spec, both Pareto fronts and the iso-accuracy comparison
     with uniform precision. An unmeetable target raises ``VerificationFailed`` (exit 1)."""
@@ -274,26 +308,31 @@ def search(
     from fpga_mpq.mpq.search import write_outputs
     from fpga_mpq.train import TrainConfig
 
+    output = check_output(out, [spec, data], force)
     if (max_drop is None) == (budget is None):
         raise BadInput("give exactly one target: --max-drop POINTS or --budget METRIC=N")
     target = Target(max_drop=max_drop) if max_drop is not None else parse_budget(budget)
-    base, split = load_spec(spec), load_split(data)
     cfg = TrainConfig(epochs=epochs, float_epochs=epochs, seed=seed)
+    base, split = load_spec(spec), load_split(data)
     result = run_search(method, base, split, candidates, target, part=part, seed=seed, train_cfg=cfg)
-    with atomic_dir(Path(out)) as tmp:
+    if not result.feasible:  # nothing is written: a previous search's result stays as it was
+        raise VerificationFailed(result.reason)
+    with atomic_dir(output, "search") as tmp:
         paths = write_outputs(result, tmp, split.n_features)
         summary = result.summary() | {k: str(Path(out) / Path(v).name) for k, v in paths.items()}
-        (tmp / "search.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if not result.feasible:
-        raise VerificationFailed(result.reason)
+        _write_report(tmp / "search.json", summary)
     return summary
 
 
 def _samples(net: Network, data: Path | None, random: int | None, seed: int) -> np.ndarray:
     """The test set (default) or ``random`` inputs across the input type's range."""
+    if seed < 0:
+        raise BadInput(f"--seed {seed}: must be a non-negative integer")
     if random is not None:
         if random < 1:
             raise BadInput(f"--random {random}: needs at least one sample")
+        if random > MAX_SAMPLES:
+            raise BadInput(f"--random {random}: at most {MAX_SAMPLES:,} samples per run (split larger runs by --seed)")
         return random_inputs(net, random, seed)
     x = load_split(data).x_test
     if x.shape[1] != net.input.n:
@@ -306,8 +345,9 @@ def _samples(net: Network, data: Path | None, random: int | None, seed: int) -> 
 def csim(prj: Path, data: Path | None = None, random: int | None = None, seed: int = 0, trace: bool = False) -> dict:
     """C-simulate a project on the test set (or ``random`` inputs) and compare bit for bit;
     ``trace`` compares every layer's output too, so a mismatch names the layer it starts in."""
+    cfg, _ = project_config(prj)
     net = load_project_network(prj)
-    if trace and json.loads((Path(prj) / PROJECT_META).read_text())["config"]["io"] != "parallel":
+    if trace and cfg.io != "parallel":
         raise BadInput("--trace needs a project generated with --io parallel")
     x = _samples(net, data, random, seed)
     result = csim_project(Path(prj), net, x, trace_layers=trace)
@@ -338,12 +378,17 @@ def flow(
     cfg: HlsConfig = HlsConfig(),
     epochs: int = 40,
     seed: int = 0,
+    force: bool = False,
 ) -> dict:
-    """Train, export, generate and C-simulate into one folder; every check must pass."""
-    load_spec(spec), load_split(data)  # fail on bad input before any work
-    out = Path(out)
+    """Train, export, generate and C-simulate into one folder; every check must pass, else the
+    folder stays as it was."""
+    from fpga_mpq.train import TrainConfig
+
+    target = check_output(out, [spec, data], force)
+    TrainConfig(epochs=epochs, float_epochs=epochs, seed=seed)  # fail on bad input before any work
+    load_spec(spec), load_split(data)
     seconds: dict[str, float] = {}
-    with atomic_dir(out) as tmp:
+    with atomic_dir(target, "flow") as tmp:
         t = time.perf_counter()
         trained = train(tmp / "model.pt", spec, data, epochs, seed)
         seconds["train"] = time.perf_counter() - t
@@ -372,13 +417,12 @@ def flow(
             "accuracy_quant": trained["accuracy_quant"],
             "spec": trained["spec"],
             "csim": sim,
-            "project": str(out / "hls"),
-            "onnx": str(out / "model.onnx"),
-            "checkpoint": str(out / "model.pt"),
+            "project": str(Path(out) / "hls"),
+            "onnx": str(Path(out) / "model.onnx"),
+            "checkpoint": str(Path(out) / "model.pt"),
             "seconds": {k: round(v, 2) for k, v in seconds.items()},
         }
-        (tmp / "report").mkdir(exist_ok=True)
-        (tmp / "report" / "flow.json").write_text(json.dumps(summary, indent=2) + "\n")
+        _write_report(tmp / "report" / "flow.json", summary)
     return summary
 
 

@@ -1,14 +1,19 @@
 """``fpga-mpq <command>``: a thin shell over ``fpga_mpq.api``.
 
-Exit codes: 0 ok, 1 verification failed, 2 bad input. With ``--json`` the last line of stdout is
-one JSON object.
+Exit codes: 0 ok, 1 verification failed, 2 bad input, 3 internal error (a bug), 130 / 143
+interrupted by SIGINT / SIGTERM. With ``--json`` the last line of stdout is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
+import threading
+import traceback
+import warnings
 from pathlib import Path
 
 from fpga_mpq import api
@@ -42,6 +47,12 @@ def _candidates(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of bit-widths") from None
 
 
+def _out(c: argparse.ArgumentParser, default: str | None, what: str, required: bool = False) -> None:
+    """``-o`` and ``--force``; the path stays a string so an empty ``-o ""`` is seen as empty."""
+    c.add_argument("-o", "--out", required=required, default=default, help=what)
+    c.add_argument("--force", action="store_true", help="replace an existing output fpga_mpq did not make")
+
+
 def _hls_config(a: argparse.Namespace) -> HlsConfig:
     return HlsConfig(a.backend, a.part, a.clock, a.reuse_factor, a.io, a.top)
 
@@ -56,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
         return c
 
     c = cmd("train", "quantization-aware training of the spec's MLP")
-    c.add_argument("-o", "--out", type=Path, default=Path("out/model.pt"))
+    _out(c, "out/model.pt", "checkpoint file")
     c.add_argument("--spec", type=Path, help="bit-width spec (YAML); default: built-in")
     c.add_argument("--data", type=Path, help=".npz with X (N, F) and y (N,); default: digits")
     c.add_argument("--epochs", type=int, default=40)
@@ -64,12 +75,12 @@ def _parser() -> argparse.ArgumentParser:
 
     c = cmd("export", "checkpoint -> cleaned QONNX, checked against Brevitas")
     c.add_argument("checkpoint", type=Path)
-    c.add_argument("-o", "--out", type=Path, default=Path("out/model.onnx"))
+    _out(c, "out/model.onnx", "QONNX file")
     c.add_argument("--data", type=Path)
 
     c = cmd("generate", "QONNX -> HLS project (Vivado HLS / Vitis HLS, g++ C-sim)")
     c.add_argument("model", type=Path)
-    c.add_argument("-o", "--out", type=Path, required=True)
+    _out(c, None, "project folder", required=True)
     c.add_argument("--input-type", type=_ap_type, help="hardware input type when the model has no input Quant")
     _hls_args(c)
 
@@ -82,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = cmd("estimate", "LUT / FF / DSP / BRAM and latency per layer, before any vendor tool runs")
     c.add_argument("model", type=Path, help="a generated project folder or a QONNX model")
-    c.add_argument("-o", "--out", type=Path, help="report folder (default: the project's report/, else out/estimate)")
+    _out(c, None, "report folder (default: the project's report/, else out/estimate)")
     c.add_argument("--part", help="default: the project's part, else " + HlsConfig.part)
     c.add_argument("--clock", type=float, help="clock period in ns (default: the project's, else 5)")
     c.add_argument("--reuse-factor", type=int)
@@ -93,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = cmd("rtlsim", "da4ml Verilog, simulated cycle by cycle with Verilator, compared bit for bit")
     c.add_argument("model", type=Path)
-    c.add_argument("-o", "--out", type=Path, default=Path("out/rtl"))
+    _out(c, "out/rtl", "RTL project folder")
     c.add_argument("--part", default=HlsConfig.part)
     c.add_argument("--clock", type=float, default=HlsConfig.clock_ns, help="clock period in ns")
     c.add_argument("--top", default=HlsConfig.top)
@@ -104,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = cmd("synth", "Yosys synth_xilinx of the RTL design: LUT, FF, CARRY, DSP, BRAM")
     c.add_argument("model", type=Path, help="a QONNX model or an RTL project from rtlsim")
-    c.add_argument("-o", "--out", type=Path, default=Path("out/rtl"))
+    _out(c, "out/rtl", "RTL project folder (for a QONNX model)")
     c.add_argument("--part", default=HlsConfig.part)
     c.add_argument("--clock", type=float, default=HlsConfig.clock_ns)
     c.add_argument("--top", default=HlsConfig.top)
@@ -113,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = cmd("search", "mixed-precision search under a budget, compared with uniform precision")
     c.add_argument("--method", choices=["uniform", "ptq", "sdq"], required=True)
-    c.add_argument("-o", "--out", type=Path, default=Path("out/search"))
+    _out(c, "out/search", "result folder")
     c.add_argument("--model", type=Path, help="base spec (YAML): layer sizes and fixed widths; default: built-in")
     c.add_argument("--data", type=Path)
     c.add_argument("--candidates", type=_candidates, default=(2, 3, 4, 5, 6, 8), help="e.g. 2,3,4,5,6,8")
@@ -125,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
 
     c = cmd("flow", "train, export, generate and C-simulate into one folder")
-    c.add_argument("-o", "--out", type=Path, default=Path("out/flow"))
+    _out(c, "out/flow", "result folder")
     c.add_argument("--spec", type=Path)
     c.add_argument("--data", type=Path)
     c.add_argument("--epochs", type=int, default=40)
@@ -136,24 +147,26 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(a: argparse.Namespace) -> dict:
     if a.command == "train":
-        return api.train(a.out, a.spec, a.data, a.epochs, a.seed)
+        return api.train(a.out, a.spec, a.data, a.epochs, a.seed, a.force)
     if a.command == "export":
-        return api.export(a.checkpoint, a.out, a.data)
+        return api.export(a.checkpoint, a.out, a.data, a.force)
     if a.command == "generate":
-        return api.generate(a.model, a.out, _hls_config(a), a.input_type)
+        return api.generate(a.model, a.out, _hls_config(a), a.input_type, a.force)
     if a.command == "csim":
         return api.csim(a.project, a.data, a.random, a.seed, a.trace)
     if a.command == "estimate":
-        return api.estimate(a.model, a.out, a.part, a.clock, a.reuse_factor, a.strategy, a.io, a.rtl, a.input_type)
+        return api.estimate(
+            a.model, a.out, a.part, a.clock, a.reuse_factor, a.strategy, a.io, a.rtl, a.input_type, a.force
+        )
     if a.command == "rtlsim":
-        return api.rtlsim(a.model, a.out, a.part, a.clock, a.top, a.data, a.random, a.seed, a.input_type)
+        return api.rtlsim(a.model, a.out, a.part, a.clock, a.top, a.data, a.random, a.seed, a.input_type, a.force)
     if a.command == "synth":
-        return api.synth(a.model, a.out, a.part, a.clock, a.top, a.timeout, a.input_type)
+        return api.synth(a.model, a.out, a.part, a.clock, a.top, a.timeout, a.input_type, a.force)
     if a.command == "search":
         return api.search(
-            a.method, a.out, a.model, a.data, a.candidates, a.max_drop, a.budget, a.part, a.epochs, a.seed
+            a.method, a.out, a.model, a.data, a.candidates, a.max_drop, a.budget, a.part, a.epochs, a.seed, a.force
         )
-    return api.flow(a.out, a.spec, a.data, _hls_config(a), a.epochs, a.seed)
+    return api.flow(a.out, a.spec, a.data, _hls_config(a), a.epochs, a.seed, a.force)
 
 
 def _print_table(command: str, s: dict) -> None:
@@ -203,20 +216,46 @@ def _print_table(command: str, s: dict) -> None:
         print(f"{k:<{width}}  {v}")
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every scratch folder and child process is cleaned up."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _fail(a: argparse.Namespace, what: str, message: str, code: int) -> int:
+    print(f"fpga-mpq {a.command}: {what}: {message}", file=sys.stderr)
+    if a.json:
+        print(json.dumps({"error": message, "exit": code}))
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
+    # qonnx warns on every load of a FINN-era model; the user can do nothing about it
+    warnings.filterwarnings("ignore", message="Some old-style domain attributes")
+    warnings.filterwarnings("ignore", message="fast_hadamard_transform package not found")
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         summary = _run(a)
     except BadInput as e:
-        print(f"fpga-mpq {a.command}: error: {e}", file=sys.stderr)
-        if a.json:
-            print(json.dumps({"error": str(e), "exit": 2}))
-        return 2
+        return _fail(a, "error", str(e), 2)
     except VerificationFailed as e:
-        print(f"fpga-mpq {a.command}: verification failed: {e}", file=sys.stderr)
-        if a.json:
-            print(json.dumps({"error": str(e), "exit": 1}))
-        return 1
+        return _fail(a, "verification failed", str(e), 1)
+    except KeyboardInterrupt as e:
+        sig = "SIGTERM" if isinstance(e, _Terminated) else "SIGINT"
+        code = 128 + (signal.SIGTERM if sig == "SIGTERM" else signal.SIGINT)
+        return _fail(a, "interrupted", f"{sig}: stopped; the output was left as it was", code)
+    except Exception as e:  # a bug, not the user's fault: one line, not exit 1 (a failed verification)
+        if os.environ.get("FPGA_MPQ_DEBUG"):
+            traceback.print_exc()
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        return _fail(a, "internal error", f"{type(e).__name__}: {first} (a bug; FPGA_MPQ_DEBUG=1 shows where)", 3)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     _print_table(a.command, summary)
     if a.json:
         print(json.dumps(summary))

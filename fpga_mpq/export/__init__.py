@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
+import io
+import logging
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 
 from fpga_mpq.errors import VerificationFailed
@@ -15,23 +18,37 @@ from fpga_mpq.errors import VerificationFailed
 MAX_IR_VERSION = 10
 
 
+PRODUCER_KEY = "fpga_mpq"  # metadata entry marking a file this tool exported
+
+
 def export_qonnx_file(model: torch.nn.Module, n_features: int, path: Path) -> None:
-    """Export, clean and save atomically; the IR version is capped so onnxruntime can load it."""
+    """Export and clean into ``path``; the IR version is capped so onnxruntime can load it.
+
+    Brevitas' raw export goes to the system's temporary folder, never beside the user's output.
+    """
     from brevitas.export import export_qonnx
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.cleanup import cleanup_model
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     model.eval()
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed", on every export
+    with tempfile.TemporaryDirectory(prefix="fpga_mpq_export_") as tmp:
         raw = Path(tmp) / "raw.onnx"
-        export_qonnx(model, input_t=torch.zeros(1, n_features), export_path=str(raw))
+        with contextlib.redirect_stdout(io.StringIO()):  # torch.onnx's progress lines would break --json
+            export_qonnx(model, input_t=torch.zeros(1, n_features), export_path=str(raw))
         wrapper = cleanup_model(ModelWrapper(str(raw)))
-        wrapper.model.ir_version = min(wrapper.model.ir_version, MAX_IR_VERSION)
-        clean = Path(tmp) / "clean.onnx"
-        wrapper.save(str(clean))
-        os.replace(clean, path)
+    wrapper.model.ir_version = min(wrapper.model.ir_version, MAX_IR_VERSION)
+    onnx.helper.set_model_props(wrapper.model, {PRODUCER_KEY: "qonnx export"})
+    wrapper.save(str(path))
+
+
+def is_exported_onnx(path: Path) -> bool:
+    """True for an ONNX file this tool exported (so ``export`` may replace it)."""
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # any unreadable file is simply not ours
+        return False
+    return any(p.key == PRODUCER_KEY for p in model.metadata_props)
 
 
 def execute_qonnx(path: Path, x: np.ndarray, tensor: str | None = None) -> np.ndarray:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -96,33 +100,101 @@ def _compare_layers(path: Path, trace: Trace) -> list[dict]:
 def csim_project(
     prj: Path, net: Network, x: np.ndarray, timeout: float = 900, trace_layers: bool = False
 ) -> CsimResult:
-    """Compile and run the project's testbench on ``x``; compare outputs (and with
-    ``trace_layers`` every layer's output, io_parallel) bit for bit."""
+    """Compile the project's testbench as it is on disk now and run it on ``x``; compare outputs
+    (and with ``trace_layers`` every layer's output, io_parallel) bit for bit.
+
+    Each run works in its own temporary folder, so runs on one project may overlap; the
+    project's ``tb/`` keeps the samples it shipped with.
+    """
     prj = Path(prj)
-    trace = write_testbench_data(net, x, prj / "tb")
-    binary = "build/csim_trace" if trace_layers else "build/csim"
-    build = run_tool(["make", "-s", binary], prj, prj / "report" / "csim_build.log", timeout)
-    if build.returncode != 0:
-        raise BadInput(f"C simulation did not compile; see {prj / 'report' / 'csim_build.log'}")
-    sim = run_tool([f"./{binary}", "tb"], prj, prj / "report" / "csim_run.log", timeout)
-    if sim.returncode not in (0, 1):
-        raise BadInput(f"C simulation failed (exit {sim.returncode}); see {prj / 'report' / 'csim_run.log'}")
-    got = _read_rows(prj / "tb" / "csim_outputs.txt", net.n_out)
-    if len(got) != len(x):
-        raise BadInput(f"C simulation produced {len(got)} rows for {len(x)} inputs")
+    report = prj / "report"
+    binary = build_testbench(prj, trace_layers, timeout).resolve()
+    with tempfile.TemporaryDirectory(prefix="fpga_mpq_csim_") as tmp:
+        run_dir = Path(tmp)
+        trace = write_testbench_data(net, x, run_dir)
+        sim = run_tool([str(binary), str(run_dir)], prj, run_dir / "run.log", timeout)
+        _publish(run_dir / "run.log", report / "csim_run.log")
+        if sim.returncode not in (0, 1):
+            _publish_status(report, {"status": "run_failed", "exit": sim.returncode, "log": "report/csim_run.log"})
+            raise BadInput(f"C simulation failed (exit {sim.returncode}); see {report / 'csim_run.log'}")
+        got = _read_rows(run_dir / "csim_outputs.txt", net.n_out)
+        if len(got) != len(x):
+            raise BadInput(f"C simulation produced {len(got)} rows for {len(x)} inputs")
+        soft = _read_rows(run_dir / "csim_softmax.txt", net.n_out) if trace.softmax is not None else None
+        layers = _compare_layers(run_dir / "trace.txt", trace) if trace_layers else None
     diff = np.argwhere(_mantissas(got, trace.fracs[-1]) != trace.mantissas[-1])
     first = None
     if len(diff):
         i, j = map(int, diff[0])
         first = {"sample": i, "output": j, "expected": float(trace.logits[i, j]), "got": float(got[i, j])}
     soft_err = soft_bad = tol = None
-    if trace.softmax is not None:
+    if soft is not None:
         from fpga_mpq.hls.generate import SOFTMAX_TOLERANCE
 
-        p = _read_rows(prj / "tb" / "csim_softmax.txt", net.n_out)
-        err = np.abs(p - trace.softmax)
+        err = np.abs(soft - trace.softmax)
         soft_err, tol, soft_bad = float(err.max()), SOFTMAX_TOLERANCE, int((err > SOFTMAX_TOLERANCE).sum())
-    layers = _compare_layers(prj / "tb" / "trace.txt", trace) if trace_layers else None
     result = CsimResult(len(x), int(got.size), len(diff), first, soft_err, tol, soft_bad, layers)
-    (prj / "report" / "csim.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
+    _publish_status(report, {"status": "passed" if result.ok else "mismatch", **asdict(result)})
     return result
+
+
+def _source_digest(prj: Path, variant: str) -> str:
+    """A hash of everything the testbench build reads: a changed, added or deleted header changes it."""
+    h = hashlib.sha256(f"{variant}\0{os.environ.get('CXX', '')}\0{os.environ.get('CXXFLAGS', '')}".encode())
+    files = sorted(p for p in (prj / "firmware").rglob("*") if p.is_file())
+    for p in [prj / "Makefile", prj / "tb" / "tb.cpp", *files]:
+        h.update(f"\0{p.relative_to(prj)}\0".encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build_testbench(prj: Path, trace_layers: bool = False, timeout: float = 900) -> Path:
+    """The testbench binary of the sources on disk now: reused only when every source is unchanged.
+
+    Binaries are named by a hash of all sources and built under a private name, then renamed,
+    so a concurrent run never sees half of one. A failed build leaves its log in ``report/`` and
+    replaces ``report/csim.json`` by the failure.
+    """
+    prj = Path(prj)
+    for needed in ("Makefile", "tb/tb.cpp", "firmware"):
+        if not (prj / needed).exists():
+            raise BadInput(f"project {prj} is incomplete: {needed} is missing; generate it again")
+    variant = "trace" if trace_layers else "csim"
+    build = prj / "build"
+    binary = build / f"{variant}-{_source_digest(prj, variant)}"
+    if binary.is_file():
+        return binary
+    build.mkdir(exist_ok=True)
+    partial = build / f".{binary.name}.{os.getpid()}.partial"
+    cmd = ["make", "-s", "trace" if trace_layers else "build", f"BIN={partial.relative_to(prj)}"]
+    log = build / f".{binary.name}.{os.getpid()}.log"
+    try:
+        proc = run_tool(cmd, prj, log, timeout)
+        _publish(log, prj / "report" / "csim_build.log")
+        if proc.returncode != 0 or not partial.is_file():
+            _publish_status(prj / "report", {"status": "build_failed", "log": "report/csim_build.log"})
+            raise BadInput(f"C simulation did not compile; see {prj / 'report' / 'csim_build.log'}")
+        os.replace(partial, binary)
+    finally:
+        for p in (partial, log):
+            p.unlink(missing_ok=True)
+    for old in build.glob(f"{variant}-*"):
+        if old != binary:
+            old.unlink(missing_ok=True)
+    return binary
+
+
+def _publish(src: Path, dst: Path) -> None:
+    """Copy a file into the project's report folder in one rename."""
+    dst.parent.mkdir(exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def _publish_status(report: Path, status: dict) -> None:
+    """``report/csim.json``: the last run's outcome, never an earlier run's pass."""
+    report.mkdir(exist_ok=True)
+    tmp = report / f".csim.json.{os.getpid()}"
+    tmp.write_text(json.dumps(status, indent=2) + "\n")
+    os.replace(tmp, report / "csim.json")

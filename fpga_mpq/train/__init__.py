@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,22 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 3e-3
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Checked before any training: a negative epoch count used to train nothing and say nothing.
+
+        0 epochs is allowed: ``fit`` then leaves the model as initialised (an untrained model).
+        The seed must suit numpy's legacy seeding too (the search uses it), which takes 0..2**32-1.
+        """
+        for option, value in (("--epochs", self.epochs), ("float_epochs", self.float_epochs)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise BadInput(f"{option} {value}: must be a whole number of epochs, 0 or more")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise BadInput(f"batch_size {self.batch_size}: must be a whole number, 1 or more")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise BadInput(f"lr {self.lr}: the learning rate must be positive and finite")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise BadInput(f"--seed {self.seed}: must be a whole number in 0..{2**32 - 1}")
 
 
 @dataclass(frozen=True)
@@ -100,12 +118,17 @@ def train(spec: Spec, split: Split, cfg: TrainConfig = TrainConfig()) -> TrainRe
     )
 
 
+CHECKPOINT_FORMAT = "fpga_mpq.checkpoint/1"
+
+
 def save_checkpoint(result: TrainResult, n_features: int, path: Path) -> None:
+    """Tensors and plain data only, so loading never runs code (``torch.load(weights_only=True)``)."""
     torch.save(
         {
+            "format": CHECKPOINT_FORMAT,
             "spec": result.model.spec.to_dict(),
             "n_features": n_features,
-            "state_dict": result.model.state_dict(),
+            "state_dict": dict(result.model.state_dict()),
             "accuracy_float": result.accuracy_float,
             "accuracy_quant": result.accuracy_quant,
         },
@@ -113,16 +136,56 @@ def save_checkpoint(result: TrainResult, n_features: int, path: Path) -> None:
     )
 
 
-def load_checkpoint(path: Path) -> tuple[QuantMLP, dict]:
-    """Rebuild the quantized model from a checkpoint; returns it with the checkpoint's metadata."""
+def _read_checkpoint(path: Path) -> dict:
+    """The checkpoint's dict, read without running any code a stranger put in the file."""
     path = Path(path)
+    if path.is_dir():
+        raise BadInput(f"checkpoint {path} is a folder, not a file")
     if not path.is_file():
         raise BadInput(f"checkpoint {path} does not exist")
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols on stderr
+            warnings.simplefilter("ignore")
+            ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a foreign or corrupt file; all mean the same
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BadInput(f"checkpoint {path} is not a fpga_mpq checkpoint ({reason[:200]})") from None
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise BadInput(f"checkpoint {path} is not a fpga_mpq checkpoint (no format {CHECKPOINT_FORMAT!r})")
+    n = ck.get("n_features")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise BadInput(f"checkpoint {path}: n_features = {n!r} must be a positive integer")
+    state = ck.get("state_dict")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BadInput(f"checkpoint {path}: state_dict must map names to tensors")
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise BadInput(f"checkpoint {path}: {name} holds NaN or infinite values")
+    for key in ("accuracy_float", "accuracy_quant"):
+        if not isinstance(ck.get(key), float):
+            raise BadInput(f"checkpoint {path}: {key} = {ck.get(key)!r} must be a number")
+    return ck
+
+
+def is_checkpoint(path: Path) -> bool:
+    """True for a file this tool wrote as a checkpoint (so it may be replaced by a new one)."""
+    try:
+        _read_checkpoint(path)
+    except BadInput:
+        return False
+    return True
+
+
+def load_checkpoint(path: Path) -> tuple[QuantMLP, dict]:
+    """Rebuild the quantized model from a checkpoint; returns it with the checkpoint's metadata."""
+    ck = _read_checkpoint(path)
+    try:
         model = QuantMLP(spec_from_dict(ck["spec"]), ck["n_features"])
         model.load_state_dict(ck["state_dict"])
-    except (RuntimeError, KeyError, EOFError, OSError) as e:
-        raise BadInput(f"checkpoint {path} is not a fpga_mpq checkpoint: {e}") from None
+    except BadInput as e:
+        raise BadInput(f"checkpoint {path}: {e}") from None
+    except RuntimeError as e:
+        reason = " ".join(line.strip() for line in str(e).strip().splitlines()[1:2]) or str(e).strip()
+        raise BadInput(f"checkpoint {path}: the weights do not fit its spec ({reason[:200]})") from None
     model.eval()
     return model, ck
