@@ -121,7 +121,7 @@ def project_config(prj: Path) -> tuple[HlsConfig, FixedType | None]:
         meta = json.loads(meta_path.read_text())
         cfg = HlsConfig(**meta["config"])
         input_type = _type_from_json(meta["input_type"])
-    except (ValueError, TypeError, KeyError) as e:
+    except (ValueError, TypeError, KeyError, BadInput) as e:
         raise BadInput(f"{meta_path} is damaged ({type(e).__name__}: {e}); generate the project again") from None
     return cfg, input_type
 

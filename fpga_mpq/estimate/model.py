@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from fpga_mpq.errors import BadInput
@@ -39,8 +40,8 @@ class EstimateConfig:
     io: str = "parallel"
 
     def __post_init__(self) -> None:
-        if not self.clock_ns > 0:
-            raise BadInput(f"clock period {self.clock_ns} ns must be positive")
+        if not (math.isfinite(self.clock_ns) and self.clock_ns > 0):
+            raise BadInput(f"clock period {self.clock_ns} ns must be positive and finite")
         if self.reuse_factor < 1:
             raise BadInput(f"reuse factor {self.reuse_factor} must be at least 1")
         if self.strategy not in STRATEGIES:

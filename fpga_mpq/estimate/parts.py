@@ -6,6 +6,7 @@ the carry chain Yosys maps adders to (CARRY4 / CARRY8).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from fpga_mpq.errors import BadInput
@@ -43,9 +44,20 @@ PARTS = {
 }
 
 
+# What AMD appends to a device name: the package (letters and pin count; UltraScale names put a
+# dash before it), the speed grade with an optional low-power L or LV, an optional temperature grade.
+PART_SUFFIX = re.compile(r"-?[a-z]+\d+-\d(lv|l)?(-[a-z])?")
+
+
 def find_part(name: str) -> Part:
     """Accept the base name or a full part number (``xcu250-figd2104-2L-e``, ``xc7z020clg400-1``)."""
-    matches = [base for base in PARTS if name.lower().startswith(base)]
-    if matches:
-        return PARTS[max(matches, key=len)]
-    raise BadInput(f"unknown part {name!r}; known parts: {', '.join(PARTS)}")
+    text = name.lower()
+    if text in PARTS:
+        return PARTS[text]
+    for base, part in PARTS.items():
+        if text.startswith(base) and PART_SUFFIX.fullmatch(text[len(base) :]):
+            return part
+    raise BadInput(
+        f"unknown part {name!r}; known parts: {', '.join(PARTS)}, "
+        "or one of them with its package and speed grade (e.g. xcu250-figd2104-2L-e, xc7z020clg400-1)"
+    )

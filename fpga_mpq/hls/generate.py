@@ -1,11 +1,13 @@
 """IR -> HLS project: hls4ml's nnet_utils layers, configured with exact types, printed by Jinja.
 
 The Python side only builds a typed context; all C++, TCL and Makefile text lives in
-``templates/hls``. Constants are printed as the exact decimal of their integer mantissas.
+``fpga_mpq/templates/hls``. Constants are printed as the exact decimal of their integer mantissas.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,16 +17,39 @@ import jinja2
 import numpy as np
 
 from fpga_mpq.errors import BadInput
+from fpga_mpq.estimate.parts import find_part
 from fpga_mpq.ir.network import Activation, Dense, Network, Softmax, Threshold, check_reuse_factor
 from fpga_mpq.ir.types import FixedType, Overflow, Rounding, to_ap
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "hls"
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "hls"  # package data: shipped in the wheel
 HLS4ML_VIVADO = Path(hls4ml.__file__).parent / "templates" / "vivado"
 SOFTMAX_TYPE = FixedType(False, 18, 1, Rounding.RND, Overflow.SAT)
 SOFTMAX_TOLERANCE = 0.02  # absolute, per probability: hls4ml's 1024-entry exp / inverse tables
 BACKENDS = {"vivado": ("vivado_hls", "Vivado HLS"), "vitis": ("vitis_hls", "Vitis HLS")}
 STATIC_HEADERS = ("mpq_threshold.h", "mpq_trace.h", "mpq_weights.h")  # our own HLS C++, copied verbatim
 IO_TYPES = {"parallel": "io_parallel", "stream": "io_stream"}
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # ASCII only, unlike str.isidentifier
+RESERVED_BY_CPP = re.compile(r"_[A-Z_]|.*__")  # identifiers C++ keeps for the implementation
+# What templates/hls defines at file scope or includes by name: a top function of one of these clashes.
+GENERATED_NAME = re.compile(
+    r"x|y|run|run_top|run_logits|read_row|to_stream|mpq|nnet|hls|std|ap_\w*|N_INPUT|N_OUTPUT|config\d*"
+    r"|softmax_config|[wbtv]\d+|layer\d+_out"
+    r"|(input|result|logits|index|accum|bias\d*|weight\d*|layer\d+|threshold|exp_table|inv_table|inp_norm|inv_inp)"
+    r"(_pack)?_t"
+)
+# The top is a C++ function: C++20 keywords and alternative tokens, and C's keywords (restrict, _Bool ...).
+CPP_KEYWORDS = frozenset(
+    """
+    alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t char16_t char32_t class
+    compl concept const consteval constexpr constinit const_cast continue co_await co_return co_yield decltype
+    default delete do double dynamic_cast else enum explicit export extern false float for friend goto if inline
+    int long mutable namespace new noexcept not not_eq nullptr operator or or_eq private protected public register
+    reinterpret_cast requires return short signed sizeof static static_assert static_cast struct switch template
+    this thread_local throw true try typedef typeid typename union unsigned using virtual void volatile wchar_t
+    while xor xor_eq restrict _Alignas _Alignof _Atomic _Bool _Complex _Generic _Imaginary _Noreturn
+    _Static_assert _Thread_local
+    """.split()
+)
 
 
 @dataclass(frozen=True)
@@ -38,15 +63,26 @@ class HlsConfig:
     io: str = "parallel"
     top: str = "mpq_top"
 
-    def check(self, net: Network) -> None:
+    def __post_init__(self) -> None:
+        """Every option on its own, before any work starts; :meth:`check` adds what needs the network."""
         if self.backend not in BACKENDS:
             raise BadInput(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
         if self.io not in IO_TYPES:
             raise BadInput(f"io {self.io!r} is not supported (supported: {', '.join(IO_TYPES)})")
-        if not self.clock_ns > 0:
-            raise BadInput(f"clock period {self.clock_ns} ns must be positive")
-        if not self.top.isidentifier():
-            raise BadInput(f"top function name {self.top!r} is not a C identifier")
+        find_part(self.part)
+        if not (math.isfinite(self.clock_ns) and self.clock_ns > 0):
+            raise BadInput(f"clock period {self.clock_ns} ns must be positive and finite")
+        if not IDENTIFIER.fullmatch(self.top):
+            raise BadInput(f"top function name {self.top!r} is not a C identifier ([A-Za-z_][A-Za-z0-9_]*)")
+        if self.top in CPP_KEYWORDS or self.top == "main" or RESERVED_BY_CPP.match(self.top):
+            raise BadInput(f"top function name {self.top!r} is reserved in C++ (a keyword, main, or _X / __x)")
+        if GENERATED_NAME.fullmatch(self.top):
+            raise BadInput(f"top function name {self.top!r} is a name the generated C++ already defines")
+        if isinstance(self.reuse_factor, bool) or not isinstance(self.reuse_factor, int) or self.reuse_factor < 1:
+            raise BadInput(f"reuse factor {self.reuse_factor!r} must be a positive integer")
+
+    def check(self, net: Network) -> None:
+        """The options that depend on the network: the reuse factor must divide every layer."""
         check_reuse_factor(net, self.reuse_factor)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from fpga_mpq.errors import BadInput
 from fpga_mpq.ir.network import Activation, Dense, FloatOp, InputQuant, Layer, Network, Softmax, accumulator_type
@@ -40,21 +41,62 @@ def load_qonnx(path: Path):
     from qonnx.util.cleanup import cleanup_model
 
     path = Path(path)
+    if path.is_dir():
+        raise BadInput(f"model file {path} is a directory, not an ONNX file")
     if not path.is_file():
         raise BadInput(f"model file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise BadInput(f"model file {path} is empty")
     try:
-        proto = onnx.load(str(path))
-    except Exception as e:  # protobuf's DecodeError, OSError ...
-        raise BadInput(f"model file {path} is not a valid ONNX model: {str(e).splitlines()[0]}") from None
+        proto = onnx.load(str(path))  # also reads external data files beside it
+    except Exception as e:  # protobuf's DecodeError, OSError, a missing external data file ...
+        raise BadInput(f"model file {path} is not a valid ONNX model: {_first_line(e)}") from None
     if not proto.graph.node:
         raise BadInput(f"model file {path} is not a valid ONNX model: the graph has no nodes")
-    raw = ModelWrapper(proto)
+    _check_file_structure(proto.graph, path)
+    try:
+        raw = ModelWrapper(proto)
+    except Exception as e:  # qonnx asserts on what it cannot read
+        raise BadInput(f"model file {path}: qonnx cannot read the graph: {_first_line(e)}") from None
     _check_before_cleanup(raw)
     try:
         model = cleanup_model(raw)
     except Exception as e:
         raise BadInput(f"model file {path}: qonnx cannot clean the graph: {str(e).splitlines()[0]}") from None
     return run_passes(model, LOWERING)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _first_duplicate(names: list[str]) -> str | None:
+    seen = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
+
+
+def _check_file_structure(graph: onnx.GraphProto, path: Path) -> None:
+    """Names declared twice and unreadable constants: qonnx asserts on them (a traceback) or picks one."""
+    described = [v.name for v in (*graph.input, *graph.output, *graph.value_info)]
+    name = _first_duplicate(described)
+    if name is not None:
+        raise BadInput(f"model file {path}: tensor {name} has two ValueInfo entries (graph input, output, value_info)")
+    name = _first_duplicate([init.name for init in graph.initializer])
+    if name is not None:
+        raise BadInput(f"model file {path}: initializer {name} is defined twice")
+    name = _first_duplicate([out for node in graph.node for out in node.output if out])
+    if name is not None:
+        raise BadInput(f"model file {path}: tensor {name} is the output of two nodes")
+    for init in graph.initializer:
+        try:
+            numpy_helper.to_array(init)
+        except Exception as e:  # short or missing (external) data, an unsupported data type
+            raise BadInput(f"model file {path}: initializer {init.name} cannot be read: {_first_line(e)}") from None
 
 
 def _check_before_cleanup(model) -> None:

@@ -18,6 +18,10 @@ import yaml
 from fpga_mpq.errors import BadInput
 
 MIN_BITS, MAX_BITS = 1, 32
+# A fully parallel layer this wide is far beyond any FPGA; the cap stops a typo (units: 100000000)
+# from allocating gigabytes of weights before anything else can complain.
+MAX_UNITS = 65_536
+MAX_WEIGHTS = 2**24  # between two spec layers (64 MB of float32; training keeps a few copies)
 _INPUT_KEYS = {"bits", "signed"}
 _LAYER_KEYS = {"units", "weight_bits", "bias_bits", "act_bits"}
 _TOP_KEYS = {"input", "layers"}
@@ -88,6 +92,12 @@ def spec_from_dict(d: object) -> Spec:
         units = layer["units"]
         if isinstance(units, bool) or not isinstance(units, int) or units < 1:
             raise BadInput(f"spec: layers[{i}].units = {units!r} must be a positive integer")
+        if units > MAX_UNITS:
+            raise BadInput(f"spec: layers[{i}].units = {units} is more than the {MAX_UNITS} units a layer may have")
+        if layers and layers[-1].units * units > MAX_WEIGHTS:
+            raise BadInput(
+                f"spec: layers[{i}] needs {layers[-1].units} x {units} weights, more than the {MAX_WEIGHTS} allowed"
+            )
         layers.append(
             LayerSpec(
                 units=units,
@@ -99,17 +109,49 @@ def spec_from_dict(d: object) -> Spec:
     return Spec(_bits(inp["bits"], "input.bits"), signed, tuple(layers))
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load keeps the last of two equal keys silently; a spec with one is a mistake."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_error(e: yaml.YAMLError) -> str:
+    """PyYAML's messages span several lines; the CLI prints one."""
+    problem, mark = getattr(e, "problem", None), getattr(e, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(e).split())
+
+
 def load_spec(path: Path | None) -> Spec:
     """Read a spec file; ``None`` gives the built-in default."""
     if path is None:
         return DEFAULT_SPEC
     path = Path(path)
+    if path.is_dir():
+        raise BadInput(f"spec file {path} is a directory, not a YAML file")
     if not path.is_file():
         raise BadInput(f"spec file {path} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BadInput(f"spec file {path} is not UTF-8 text (byte {e.object[e.start]:#04x} at {e.start})") from None
+    except OSError as e:
+        raise BadInput(f"spec file {path} cannot be read: {e.strerror}") from None
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
-        raise BadInput(f"spec file {path} is not valid YAML: {e}") from None
+        raise BadInput(f"spec file {path} is not valid YAML: {_yaml_error(e)}") from None
     return spec_from_dict(raw)
 
 

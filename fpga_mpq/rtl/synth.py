@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fpga_mpq.errors import BadInput
 from fpga_mpq.estimate.parts import Part
-from fpga_mpq.tools import run_tool
+from fpga_mpq.tools import first_error, keep_log, run_tool
 
 YOSYS_FAMILY = {"7series": "xc7", "ultrascale+": "xcup"}
 
@@ -86,8 +86,8 @@ def synthesize(rtl: Path, top: str, part: Part, timeout: float = 1800) -> SynthR
     proc = run_tool([_yosys(), "-q", "synth.ys"], work, work / "yosys.log", timeout)
     seconds = time.perf_counter() - start
     if proc.returncode != 0 or not (work / "stat.json").is_file():
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
-        raise BadInput(f"Yosys failed on {rtl} (synth/yosys.log):\n{tail}")
+        reason = first_error(proc.stdout + proc.stderr)
+        raise BadInput(f"Yosys failed: {reason} (full log: {keep_log(work / 'yosys.log')})")
     stat = json.loads((work / "stat.json").read_text())
     cells = stat["design"]["num_cells_by_type"]
     return SynthResult(

@@ -112,7 +112,8 @@ def csim_project(
     with tempfile.TemporaryDirectory(prefix="fpga_mpq_csim_") as tmp:
         run_dir = Path(tmp)
         trace = write_testbench_data(net, x, run_dir)
-        sim = run_tool([str(binary), str(run_dir)], prj, run_dir / "run.log", timeout)
+        names = {binary: f"build/{binary.name}", run_dir: "SAMPLES"}
+        sim = run_tool([str(binary), str(run_dir)], prj, run_dir / "run.log", timeout, names=names)
         _publish(run_dir / "run.log", report / "csim_run.log")
         if sim.returncode not in (0, 1):
             _publish_status(report, {"status": "run_failed", "exit": sim.returncode, "log": "report/csim_run.log"})
@@ -169,7 +170,7 @@ def build_testbench(prj: Path, trace_layers: bool = False, timeout: float = 900)
     cmd = ["make", "-s", "trace" if trace_layers else "build", f"BIN={partial.relative_to(prj)}"]
     log = build / f".{binary.name}.{os.getpid()}.log"
     try:
-        proc = run_tool(cmd, prj, log, timeout)
+        proc = run_tool(cmd, prj, log, timeout, names={partial.relative_to(prj): f"build/{binary.name}"})
         _publish(log, prj / "report" / "csim_build.log")
         if proc.returncode != 0 or not partial.is_file():
             _publish_status(prj / "report", {"status": "build_failed", "log": "report/csim_build.log"})
