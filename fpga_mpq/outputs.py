@@ -21,7 +21,6 @@ import os
 import re
 import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,8 +105,10 @@ def _check_parent(path: Path, where: str) -> None:
         if parent.exists():
             if not parent.is_dir():
                 raise BadInput(f"{where}: {parent} is a file, not a folder")
+            probe = _scratch_path(parent, path.name)  # named like scratch: a killed run's probe is swept too
             try:
-                os.rmdir(tempfile.mkdtemp(prefix=".fpga_mpq-probe-", dir=parent))
+                probe.mkdir()
+                probe.rmdir()
             except OSError as e:
                 raise BadInput(f"{where}: cannot write in {parent} ({e.strerror})") from None
             return
@@ -162,7 +163,7 @@ def atomic_file(out: Output) -> Iterator[Path]:
 def _scratch(out: Output, mkdir: bool) -> Iterator[Path]:
     made = _make_parents(out.path.parent)
     _sweep_stale(out.path)
-    tmp = out.path.parent / f".{out.path.name}{_SCRATCH}-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp = _scratch_path(out.path.parent, out.path.name)
     try:
         if mkdir:
             tmp.mkdir()
@@ -175,6 +176,10 @@ def _scratch(out: Output, mkdir: bool) -> Iterator[Path]:
         raise
     finally:
         _remove(tmp)
+
+
+def _scratch_path(folder: Path, name: str) -> Path:
+    return folder / f".{name}{_SCRATCH}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def _make_parents(folder: Path) -> list[Path]:

@@ -57,17 +57,21 @@ def test_project_holds_what_a_vendor_user_needs(default_onnx, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("cfg", "message"),
+    ("options", "message"),
     [
-        (HlsConfig(clock_ns=0), "must be positive"),
-        (HlsConfig(reuse_factor=3), "does not divide layer"),
-        (HlsConfig(reuse_factor=0), "at least 1"),
-        (HlsConfig(backend="quartus"), "not one of"),
-        (HlsConfig(io="axi"), "not supported"),
-        (HlsConfig(top="my-top"), "not a C identifier"),
+        ({"clock_ns": 0}, "must be positive"),
+        ({"reuse_factor": 0}, "must be a positive integer"),
+        ({"backend": "quartus"}, "not one of"),
+        ({"io": "axi"}, "not supported"),
+        ({"top": "my-top"}, "not a C identifier"),
     ],
 )
-def test_bad_options_are_rejected_and_nothing_is_written(default_onnx, tmp_path, cfg, message):
+def test_bad_options_are_rejected_when_the_config_is_made(options, message):
     with pytest.raises(BadInput, match=message):
-        api.generate(default_onnx, tmp_path / "p", cfg)
+        HlsConfig(**options)
+
+
+def test_a_reuse_factor_that_does_not_divide_a_layer_is_rejected_and_nothing_is_written(default_onnx, tmp_path):
+    with pytest.raises(BadInput, match="does not divide layer"):
+        api.generate(default_onnx, tmp_path / "p", HlsConfig(reuse_factor=3))
     assert list(tmp_path.iterdir()) == []
