@@ -28,11 +28,13 @@ from fpga_mpq.errors import BadInput
 from fpga_mpq.ir.network import Activation, Dense, FloatOp, InputQuant, Layer, Network, Softmax, accumulator_type
 from fpga_mpq.ir.passes import LOWERING, run_passes
 from fpga_mpq.ir.quant_nodes import QUANT_OPS, FoldedConst, fold_constant, quant_params
+from fpga_mpq.ir.real_ops import channel_op
 from fpga_mpq.ir.tabulate import exact_thresholds, tabulate
 from fpga_mpq.ir.types import FixedType, type_for_range
 
 ELEMENTWISE = ("Add", "Sub", "Mul", "Div")
-REQUANT_OPS = (*ELEMENTWISE, "Relu", "BatchNormalization")
+BIAS_GRID_TOLERANCE = Fraction(1, 1 << 16)  # float32 rounding of input scale x weight scale is 2**-24
+REQUANT_OPS = (*ELEMENTWISE, "Relu", "Clip", "BatchNormalization")
 
 
 def load_qonnx(path: Path):
@@ -240,15 +242,17 @@ class _Builder:
         self.live, self.pending = node.output[0], []
 
     def on_float_scale_quant(self, node, q) -> None:
-        """[bias] -> [Relu] -> Quant where a float scale is involved: exact rational thresholds."""
-        ops = [n.op_type for n in self.pending]
-        if ops not in ([], ["Relu"]):
-            raise BadInput(f"node {node.name}: float ops {ops} before a quantizer on a float-scaled tensor")
+        """[bias] -> [BatchNorm / Relu / Clip / scale ops] -> Quant where a float scale is involved:
+        exact rational thresholds."""
         n = self.n_live()
+        ops, live = [], self.live
+        for pending in self.pending:
+            ops.append(channel_op(self.model, pending, live, n))
+            live = pending.output[0]
         extra = self.extra if self.extra is not None else np.array([Fraction(1)] * n, dtype=object)
         bias = self.real_bias if self.real_bias is not None else np.array([Fraction(0)] * n, dtype=object)
         name = self.pending[0].name if ops else node.name
-        self.layers.append(exact_thresholds(name, self.cur_type(), extra, bias, bool(ops), q))
+        self.layers.append(exact_thresholds(name, self.cur_type(), extra, bias, ops, q))
         scale = Fraction(float(q.scale.reshape(-1)[0]))
         self.extra = None if q.pow2 else np.array([scale] * n, dtype=object)
         self.output_scale = None if q.pow2 else np.float32(q.scale.reshape(-1)[0])
@@ -291,6 +295,7 @@ class _Builder:
             raise BadInput(f"node {node.name}: weight shape {w.shape} does not fit {self.n_live()} inputs")
         if self.extra is not None or weight.scale is not None:
             self.extra = self._product_scale(node, weight, w.shape[1])
+        self.output_scale = None  # a quantizer's float scale ends here: the accumulator has its own
         if bias is None:
             bias = FoldedConst(np.zeros(w.shape[1], dtype=np.int64), FixedType(True, 1, 1))
         try:
@@ -373,16 +378,50 @@ class _Builder:
             raise BadInput(f"graph output {graph_out} is not produced by the chain of layers ending at {produced}")
         if self.input is None or not self.layers:
             raise BadInput("model has no fixed-point layers (no MatMul or Gemm after the input)")
-        if self.real_bias is not None or (self.extra is not None and self.output_scale is None):
-            raise BadInput("a float-scaled tensor reaches the output without a quantizer: not exact")
+        head_scale = None
+        if self.extra is not None and self.output_scale is None:
+            head_scale = self._integer_head()
         postprocess = tuple(self.float_ops())
         if self.output_scale is not None:  # the output quantizer's float scale, applied as qonnx does
             if postprocess or isinstance(self.layers[-1], Softmax):
                 raise BadInput("float ops after a float-scale output quantizer are not supported")
             postprocess = (FloatOp("Mul", np.asarray(self.output_scale, dtype=np.float32), False),)
+        if head_scale is not None:
+            if postprocess:
+                raise BadInput("float ops after an unquantized final layer are not supported")
+            postprocess = (FloatOp("Mul", np.array([float(s) for s in head_scale], dtype=np.float32), False),)
         if postprocess and isinstance(self.layers[-1], Softmax):
             raise BadInput("float ops after a Softmax are not supported")
-        return Network(self.input, tuple(self.layers), tuple(self.preprocess), postprocess)
+        return Network(self.input, tuple(self.layers), tuple(self.preprocess), postprocess, head_scale)
+
+    def _integer_head(self) -> tuple[Fraction, ...]:
+        """An unquantized final layer on float scales (the usual Brevitas classifier head): the
+        hardware outputs the exact integer accumulator; its rational scale per channel is the host's.
+
+        A bias quantized at input scale x weight scale (``Int32Bias``) lies on the accumulator's
+        grid up to the float32 rounding of that product, and joins the integer sum.
+        """
+        dense = self.layers[-1]
+        if self.pending or not isinstance(dense, Dense):
+            through = " -> ".join(n.op_type for n in self.pending) or f"{type(dense).__name__} {dense.name}"
+            raise BadInput(f"a float-scaled tensor reaches the output through {through} without a quantizer: not exact")
+        units = [e * Fraction(2) ** -dense.out.frac for e in self.extra]
+        bias = np.zeros(dense.n_out, dtype=np.int64)
+        if self.real_bias is not None:
+            ratio = [b / u for b, u in zip(self.real_bias, units, strict=True)]
+            bias = np.array([round(r) for r in ratio], dtype=np.int64)
+            if any(
+                abs(r - int(b)) > BIAS_GRID_TOLERANCE * max(1, abs(int(b))) for r, b in zip(ratio, bias, strict=True)
+            ):
+                raise BadInput(
+                    f"node {dense.name}: the final layer's bias is not on its accumulator's grid (its scale is not "
+                    "input scale x weight scale, as Int32Bias sets it); quantize the output to make it exact"
+                )
+        bias_type = type_for_range(int(min(bias.min(), 0)), int(max(bias.max(), 0)), dense.out.frac)
+        acc = accumulator_type(dense.in_type, dense.weight, dense.weight_type.frac, bias, bias_type.frac)
+        self.layers[-1] = replace(dense, bias=bias, bias_type=bias_type, out=acc)
+        self.real_bias = None
+        return tuple(e * Fraction(2) ** -acc.frac for e in self.extra)
 
 
 def network_from_qonnx(path: Path, input_type: FixedType | None = None) -> Network:

@@ -7,6 +7,7 @@ sees a float weight. Accumulator types are derived from operand ranges and fan-i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -119,6 +120,9 @@ class Network:
     layers: tuple[Layer, ...]
     preprocess: tuple[FloatOp, ...] = ()  # host-side, before the input quantizer
     postprocess: tuple[FloatOp, ...] = ()  # host-side, after the last fixed-point tensor
+    # An unquantized final layer on float scales: the hardware outputs integer accumulators whose
+    # real value is mantissa x head_scale[c] (exact rationals); the host multiplies in float32.
+    head_scale: tuple[Fraction, ...] | None = None
 
     @property
     def n_out(self) -> int:

@@ -18,6 +18,7 @@ from onnx import TensorProto, helper
 
 from fpga_mpq.errors import BadInput
 from fpga_mpq.ir.network import Threshold
+from fpga_mpq.ir.real_ops import ChannelOp
 from fpga_mpq.ir.types import FixedType, type_for_range
 
 MAX_TABLE_ROWS = 1 << 20  # inputs tabulated per channel
@@ -120,11 +121,12 @@ def _round(r: Fraction, mode: str) -> int:
     }[mode]()
 
 
-def exact_thresholds(name: str, in_type: FixedType, extra, bias, relu: bool, q) -> Threshold:
-    """Thresholds for ``Quant(relu?(x * extra[c] + bias[c]))`` in exact rational arithmetic.
+def exact_thresholds(name: str, in_type: FixedType, extra, bias, ops: list[ChannelOp], q) -> Threshold:
+    """Thresholds for ``Quant(ops(x * extra[c] + bias[c]))`` in exact rational arithmetic.
 
-    This is QONNX's real-number semantics for float (non power-of-two) scales; each channel's
-    output is monotone in x (scales are positive), so a binary search finds every step.
+    This is QONNX's real-number semantics for float (non power-of-two) scales. Each op is monotone
+    per channel, so each channel's output is monotone in x (rising or falling) and a binary search
+    finds every step.
     """
     lo_q, hi_q = q.int_range
     scale = Fraction(float(q.scale.reshape(-1)[0]))
@@ -135,8 +137,8 @@ def exact_thresholds(name: str, in_type: FixedType, extra, bias, relu: bool, q) 
 
     def level(m: int, c: int) -> int:
         x = m * step * extra[c] + bias[c]
-        if relu:
-            x = max(x, Fraction(0))
+        for op in ops:
+            x = op(x, c)
         if q.bipolar:
             return 1 if x >= 0 else -1
         return _round(min(max(x / scale, Fraction(lo_q)), Fraction(hi_q)), q.mode)
@@ -145,12 +147,13 @@ def exact_thresholds(name: str, in_type: FixedType, extra, bias, relu: bool, q) 
     rows_t, rows_v = [], []
     for c in range(n):
         first, last = level(lo_m, c), level(hi_m, c)
+        sign = 1 if last >= first else -1  # falling when a gain is negative (BatchNorm, Mul, Sub)
         ts, vs = [], [first]
-        for target in range(first + 1, last + 1):  # smallest m reaching each level
+        for target in range(first + sign, last + sign, sign):  # smallest m reaching each level
             a, b = lo_m, hi_m
             while a < b:
                 mid = (a + b) // 2
-                if level(mid, c) >= target:
+                if sign * level(mid, c) >= sign * target:
                     b = mid
                 else:
                     a = mid + 1
