@@ -147,7 +147,7 @@ def measure(d: Design) -> dict:
     est = estimate_rtl(net, EstimateConfig(part))
     with tempfile.TemporaryDirectory(prefix="mpq_est_") as tmp:
         design = pipeline(net, RtlConfig(part), Path(tmp) / "rtl")
-        syn = synthesize(Path(tmp) / "rtl", "mpq_top", part)
+        syn = synthesize(Path(tmp) / "rtl", "mpq_top", part, 1800, Path(tmp) / "rtl" / "synth")
     costs = cost_by_kind(design.traced.comb)
     return {
         "name": d.name,

@@ -184,7 +184,10 @@ def estimate(
     else:
         est = estimate_hls(net, cfg)
     if target is None:
-        json_path, png_path = write_report(est, report_dir)
+        try:
+            json_path, png_path = write_report(est, report_dir)
+        except OSError as e:
+            raise BadInput(f"cannot write the estimate into {report_dir}: {e.strerror or e}") from None
     else:
         with atomic_dir(target, "estimate") as tmp:
             json_path, png_path = (target.path / p.name for p in write_report(est, tmp))
@@ -265,7 +268,8 @@ def synth(
     if model.is_dir():
         if not is_tool_folder(model) or not (model / "src" / f"{top}.v").is_file():
             raise BadInput(f"{model} is not an RTL project of fpga_mpq with top module {top!r} (no src/{top}.v)")
-        result = synthesize(model, top, cfg.part, timeout)
+        with atomic_dir(check_output(model / "synth", force=True), "synth") as work:  # the project's own folder
+            result = synthesize(model, top, cfg.part, timeout, work)
         summary = {**result.to_json(), "part": cfg.part.name, "cells": result.cells, "project": str(model)}
         _write_report(model / "report" / "synth.json", summary)
         return summary
@@ -273,7 +277,7 @@ def synth(
     net = _load_network(model, input_type)
     with atomic_dir(target, "synth") as tmp:
         pipeline(net, cfg, tmp)
-        result = synthesize(tmp, top, cfg.part, timeout)
+        result = synthesize(tmp, top, cfg.part, timeout, tmp / "synth")
         summary = {**result.to_json(), "part": cfg.part.name, "cells": result.cells, "project": str(out)}
         _write_report(tmp / "report" / "synth.json", summary)
     return summary
@@ -282,10 +286,14 @@ def synth(
 def _write_report(path: Path, summary: dict) -> None:
     """A command's JSON report, written in one rename. Run times stay on stdout, so the same
     inputs give the same bytes."""
-    path.parent.mkdir(exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps({k: v for k, v in summary.items() if k != "seconds"}, indent=2) + "\n")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(exist_ok=True)
+        tmp.write_text(json.dumps({k: v for k, v in summary.items() if k != "seconds"}, indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise BadInput(f"cannot write the report {path}: {e.strerror or e}") from None
 
 
 def search(

@@ -57,9 +57,16 @@ def _hls_config(a: argparse.Namespace) -> HlsConfig:
     return HlsConfig(a.backend, a.part, a.clock, a.reuse_factor, a.io, a.top)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line naming the command, like every other bad input (exit 2)."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fpga-mpq", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="fpga-mpq", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def cmd(name: str, help: str) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help)

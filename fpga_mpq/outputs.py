@@ -64,8 +64,21 @@ def check_output(
     raw = os.fspath(out)
     if not raw.strip():
         raise BadInput(f"{option} is empty: give an output path")
-    path = Path(os.path.abspath(raw))
     where = f"{option} {raw}"
+    try:
+        return _check_output(raw, where, inputs, force, owned)
+    except OSError as e:  # a name too long, a loop of links, a folder we may not read ...
+        raise BadInput(f"{where}: {e.strerror or e}") from None
+
+
+def _check_output(
+    raw: str,
+    where: str,
+    inputs: Sequence[str | os.PathLike | None],
+    force: bool,
+    owned: Callable[[Path], bool] | None,
+) -> Output:
+    path = Path(os.path.abspath(raw))
     if path.is_symlink():
         raise BadInput(f"{where} is a symbolic link; give the path it points to")
     real = _real(path)
@@ -73,11 +86,11 @@ def check_output(
     for given in inputs:
         if given is None:
             continue
-        inp = _real(Path(os.path.abspath(given)))
-        if inp == real:
-            raise BadInput(f"{where} is also an input of this run ({given}): outputs never overwrite inputs")
-        if inp.is_relative_to(real):
-            raise BadInput(f"{where} contains an input of this run ({given}): it would be replaced")
+        for inp in (_real(Path(os.path.abspath(given))), Path(given).resolve()):  # as given, and where a link leads
+            if inp == real:
+                raise BadInput(f"{where} is also an input of this run ({given}): outputs never overwrite inputs")
+            if inp.is_relative_to(real):
+                raise BadInput(f"{where} contains an input of this run ({given}): it would be replaced")
     _check_parent(path, where)
     result = Output(path, force, owned)
     _check_replaceable(result, where)

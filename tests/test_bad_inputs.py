@@ -95,8 +95,8 @@ def test_bad_model_gives_one_error_naming_the_problem(zoo, tmp_path, capsys, cas
     ("args", "message"),
     [
         (["--reuse-factor", "7"], "does not divide layer"),
-        (["--clock", "0"], "must be positive"),
-        (["--clock", "-5"], "must be positive"),
+        (["--clock", "0"], "must be a number from 0.1 to"),
+        (["--clock", "-5"], "must be a number from 0.1 to"),
         (["--top", "1top"], "not a C identifier"),
     ],
 )
@@ -344,7 +344,7 @@ def test_unknown_part_is_rejected_by_generate_and_estimate(zoo, tmp_path, capsys
 @pytest.mark.parametrize("clock", ["inf", "nan"])
 def test_clock_period_must_be_finite(zoo, tmp_path, capsys, command, clock):
     code, err = _run([command, str(zoo / JET), "-o", str(tmp_path / "out"), *JET_TYPE, f"--clock={clock}"], capsys)
-    _one_error_and_nothing_written(code, err, f"clock period {clock} ns must be positive and finite", tmp_path, [])
+    _one_error_and_nothing_written(code, err, f"clock period {clock} ns must be a number from 0.1 to", tmp_path, [])
 
 
 @pytest.mark.parametrize(
@@ -381,7 +381,7 @@ def test_rtl_top_must_be_a_verilog_name_that_is_free(zoo, tmp_path, capsys, comm
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "--epochs", "-3"], "--epochs -3: must be a whole number of epochs, 0 or more"),
+        (["train", "--epochs", "-3"], "--epochs -3: must be a whole number of epochs from 0 to 100,000"),
         (["search", "--method", "uniform", "--max-drop", "1", "--epochs", "-1"], "--epochs -1: must be"),
         (["flow", "--epochs", "-2"], "--epochs -2: must be"),
         (["train", "--seed", "-1"], "--seed -1: must be a whole number in 0..4294967295"),

@@ -59,7 +59,7 @@ def test_project_holds_what_a_vendor_user_needs(default_onnx, tmp_path):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"clock_ns": 0}, "must be positive"),
+        ({"clock_ns": 0}, "must be a number from 0.1 to"),
         ({"reuse_factor": 0}, "must be a positive integer"),
         ({"backend": "quartus"}, "not one of"),
         ({"io": "axi"}, "not supported"),

@@ -84,8 +84,12 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
             if "X" not in f or "y" not in f:
                 raise BadInput(f"data file {path} must hold arrays 'X' and 'y', has {sorted(f.files)}")
             x, y = _read_array(f, "X", path), _read_array(f, "y", path)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise BadInput(f"data file {path} is not a readable .npz: {e}") from None
+    except BadInput:
+        raise
+    except MemoryError:
+        raise BadInput(f"data file {path}: its arrays are too large to load into memory") from None
+    except Exception as e:  # zipfile, numpy and the codecs raise many types for a corrupt archive
+        raise BadInput(f"data file {path} is not a readable .npz: {type(e).__name__}: {e}") from None
     if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
         raise BadInput(f"data file {path}: X must be (N, F) and y (N,), got {x.shape} and {y.shape}")
     if len(x) < 10:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from fpga_mpq.errors import BadInput
-from fpga_mpq.estimate.parts import Part
+from fpga_mpq.estimate.parts import Part, check_clock
 
 STRATEGIES = ("latency", "resource")
 
@@ -40,8 +39,7 @@ class EstimateConfig:
     io: str = "parallel"
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.clock_ns) and self.clock_ns > 0):
-            raise BadInput(f"clock period {self.clock_ns} ns must be positive and finite")
+        check_clock(self.clock_ns)
         if self.reuse_factor < 1:
             raise BadInput(f"reuse factor {self.reuse_factor} must be at least 1")
         if self.strategy not in STRATEGIES:

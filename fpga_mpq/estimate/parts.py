@@ -6,6 +6,7 @@ the carry chain Yosys maps adders to (CARRY4 / CARRY8).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -61,3 +62,12 @@ def find_part(name: str) -> Part:
         f"unknown part {name!r}; known parts: {', '.join(PARTS)}, "
         "or one of them with its package and speed grade (e.g. xcu250-figd2104-2L-e, xc7z020clg400-1)"
     )
+
+
+MIN_CLOCK_NS, MAX_CLOCK_NS = 0.1, 1e6  # 10 GHz .. 1 kHz: beyond either no part runs, and the arithmetic breaks
+
+
+def check_clock(ns: float) -> None:
+    """A clock period every stage can work with (the HLS project, the RTL pipeline, the estimate)."""
+    if not (math.isfinite(ns) and MIN_CLOCK_NS <= ns <= MAX_CLOCK_NS):
+        raise BadInput(f"clock period {ns} ns must be a number from {MIN_CLOCK_NS} to {MAX_CLOCK_NS:g} ns")

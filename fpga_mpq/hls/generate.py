@@ -6,7 +6,6 @@ The Python side only builds a typed context; all C++, TCL and Makefile text live
 
 from __future__ import annotations
 
-import math
 import re
 import shutil
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ import jinja2
 import numpy as np
 
 from fpga_mpq.errors import BadInput
-from fpga_mpq.estimate.parts import find_part
+from fpga_mpq.estimate.parts import check_clock, find_part
 from fpga_mpq.ir.network import Activation, Dense, Network, Softmax, Threshold, check_reuse_factor
 from fpga_mpq.ir.types import FixedType, Overflow, Rounding, to_ap
 
@@ -29,6 +28,15 @@ BACKENDS = {"vivado": ("vivado_hls", "Vivado HLS"), "vitis": ("vitis_hls", "Viti
 STATIC_HEADERS = ("mpq_threshold.h", "mpq_trace.h", "mpq_weights.h")  # our own HLS C++, copied verbatim
 IO_TYPES = {"parallel": "io_parallel", "stream": "io_stream"}
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # ASCII only, unlike str.isidentifier
+MAX_NAME = 64  # the top also names files and the vendor tool's Verilog module
+# Names the generated C++ sees from the C/C++ headers it includes (macros are all capitals, refused as a rule).
+C_LIBRARY_NAMES = frozenset(
+    """
+    abs assert ceil cerr cin clog cos cout div erf exit exp fabs floor fmax fmin free getline int8_t int16_t
+    int32_t int64_t log log2 malloc max memcpy memset min pow printf putchar puts round sin size_t sqrt stderr
+    stdin stdout string tan uint8_t uint16_t uint32_t uint64_t vector
+    """.split()
+)
 RESERVED_BY_CPP = re.compile(r"_[A-Z_]|.*__")  # identifiers C++ keeps for the implementation
 # What templates/hls defines at file scope or includes by name: a top function of one of these clashes.
 GENERATED_NAME = re.compile(
@@ -70,10 +78,14 @@ class HlsConfig:
         if self.io not in IO_TYPES:
             raise BadInput(f"io {self.io!r} is not supported (supported: {', '.join(IO_TYPES)})")
         find_part(self.part)
-        if not (math.isfinite(self.clock_ns) and self.clock_ns > 0):
-            raise BadInput(f"clock period {self.clock_ns} ns must be positive and finite")
-        if not IDENTIFIER.fullmatch(self.top):
-            raise BadInput(f"top function name {self.top!r} is not a C identifier ([A-Za-z_][A-Za-z0-9_]*)")
+        check_clock(self.clock_ns)
+        if not IDENTIFIER.fullmatch(self.top) or len(self.top) > MAX_NAME:
+            raise BadInput(
+                f"top function name {self.top!r} is not a C identifier of at most {MAX_NAME} characters "
+                "([A-Za-z_][A-Za-z0-9_]*)"
+            )
+        if self.top.isupper() or self.top in C_LIBRARY_NAMES:
+            raise BadInput(f"top function name {self.top!r} clashes with a C library name or macro (all capitals)")
         if self.top in CPP_KEYWORDS or self.top == "main" or RESERVED_BY_CPP.match(self.top):
             raise BadInput(f"top function name {self.top!r} is reserved in C++ (a keyword, main, or _X / __x)")
         if GENERATED_NAME.fullmatch(self.top):

@@ -68,6 +68,9 @@ def _bits(value: object, where: str) -> int:
 def _check_keys(d: object, allowed: set[str], where: str) -> dict:
     if not isinstance(d, dict):
         raise BadInput(f"spec: {where} must be a mapping, got {type(d).__name__}")
+    odd = next((k for k in d if not isinstance(k, str)), None)
+    if odd is not None:
+        raise BadInput(f"spec: key {odd!r} in {where} is not a name")
     unknown = sorted(set(d) - allowed)
     if unknown:
         raise BadInput(f"spec: unknown key {unknown[0]!r} in {where} (allowed: {', '.join(sorted(allowed))})")
@@ -152,6 +155,8 @@ def load_spec(path: Path | None) -> Spec:
         raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
         raise BadInput(f"spec file {path} is not valid YAML: {_yaml_error(e)}") from None
+    except RecursionError:
+        raise BadInput(f"spec file {path} is nested too deeply to be a spec") from None
     return spec_from_dict(raw)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from da4ml.codegen import VerilogModel
 
 from fpga_mpq.errors import BadInput
-from fpga_mpq.estimate.parts import Part
+from fpga_mpq.estimate.parts import Part, check_clock
 from fpga_mpq.ir.golden import quantize_input, run
 from fpga_mpq.ir.network import Network
 from fpga_mpq.rtl.trace import Traced, trace_network
@@ -31,6 +31,7 @@ from fpga_mpq.tools import first_error, keep_log, run_tool
 ADDER_LEVEL_NS = {"7series": 1.2, "ultrascale+": 0.8}
 CLOCK_UNCERTAINTY = 0.1
 MAX_PORT_BITS = 32  # da4ml's binder moves each element through an int32
+MAX_NAME = 64  # the top names files and C++ classes of the simulator
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # ASCII, no $ or escapes: it also names files and C++ classes
 # The top is a Verilog module: IEEE 1800-2017 (SystemVerilog, Verilog-2005 included) keywords, as Verilator reads them.
 VERILOG_KEYWORDS = frozenset(
@@ -66,10 +67,12 @@ class RtlConfig:
     top: str = "mpq_top"
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.clock_ns) and self.clock_ns > 0):
-            raise BadInput(f"clock period {self.clock_ns} ns must be positive and finite")
-        if not IDENTIFIER.fullmatch(self.top):
-            raise BadInput(f"top module name {self.top!r} is not a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*)")
+        check_clock(self.clock_ns)
+        if not IDENTIFIER.fullmatch(self.top) or len(self.top) > MAX_NAME:
+            raise BadInput(
+                f"top module name {self.top!r} is not a Verilog identifier of at most {MAX_NAME} characters "
+                "([A-Za-z_][A-Za-z0-9_]*)"
+            )
         if self.top in VERILOG_KEYWORDS:
             raise BadInput(f"top module name {self.top!r} is a Verilog/SystemVerilog keyword")
         if self.top in DA4ML_MODULES:

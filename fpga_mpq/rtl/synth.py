@@ -68,11 +68,10 @@ def _count(cells: dict[str, int], pattern: str) -> int:
     return sum(n for name, n in cells.items() if re.fullmatch(pattern, name))
 
 
-def synthesize(rtl: Path, top: str, part: Part, timeout: float = 1800) -> SynthResult:
-    """Run ``synth_xilinx -flatten`` for the part's family and count the mapped cells."""
-    work = Path(rtl) / "synth"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+def synthesize(rtl: Path, top: str, part: Part, timeout: float, work: Path) -> SynthResult:
+    """Run ``synth_xilinx -flatten`` for the part's family in ``work`` (an empty folder, or a new
+    one) and count the mapped cells."""
+    work.mkdir(exist_ok=True)
     files = _sources(Path(rtl), top, work)
     script = (
         f"read_verilog -defer {' '.join(files)}; hierarchy -top {top}; proc; "

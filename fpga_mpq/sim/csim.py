@@ -157,9 +157,14 @@ def build_testbench(prj: Path, trace_layers: bool = False, timeout: float = 900)
     replaces ``report/csim.json`` by the failure.
     """
     prj = Path(prj)
-    for needed in ("Makefile", "tb/tb.cpp", "firmware"):
-        if not (prj / needed).exists():
+    for needed, kind in (("Makefile", "file"), ("tb/tb.cpp", "file"), ("firmware", "folder"), ("build", "folder")):
+        path = prj / needed
+        if needed != "build" and not path.exists():
             raise BadInput(f"project {prj} is incomplete: {needed} is missing; generate it again")
+        if path.exists() and (path.is_dir() != (kind == "folder") or path.is_symlink()):
+            raise BadInput(f"project {prj} is damaged: {needed} is not a {kind}; generate it again")
+    if (prj / "report").exists() and not (prj / "report").is_dir():
+        raise BadInput(f"project {prj} is damaged: report is not a folder; generate it again")
     variant = "trace" if trace_layers else "csim"
     build = prj / "build"
     binary = build / f"{variant}-{_source_digest(prj, variant)}"

@@ -17,6 +17,8 @@ from fpga_mpq.errors import BadInput
 from fpga_mpq.models.mlp import FloatMLP, QuantMLP
 from fpga_mpq.models.spec import Spec, spec_from_dict
 
+MAX_EPOCHS = 100_000
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -33,8 +35,8 @@ class TrainConfig:
         The seed must suit numpy's legacy seeding too (the search uses it), which takes 0..2**32-1.
         """
         for option, value in (("--epochs", self.epochs), ("float_epochs", self.float_epochs)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise BadInput(f"{option} {value}: must be a whole number of epochs, 0 or more")
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_EPOCHS:
+                raise BadInput(f"{option} {value}: must be a whole number of epochs from 0 to {MAX_EPOCHS:,}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise BadInput(f"batch_size {self.batch_size}: must be a whole number, 1 or more")
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -152,6 +154,8 @@ def _read_checkpoint(path: Path) -> dict:
         raise BadInput(f"checkpoint {path} is not a fpga_mpq checkpoint ({reason[:200]})") from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise BadInput(f"checkpoint {path} is not a fpga_mpq checkpoint (no format {CHECKPOINT_FORMAT!r})")
+    if not isinstance(ck.get("spec"), dict):
+        raise BadInput(f"checkpoint {path}: spec = {ck.get('spec')!r} must be the bit-width spec (a mapping)")
     n = ck.get("n_features")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise BadInput(f"checkpoint {path}: n_features = {n!r} must be a positive integer")
