@@ -22,7 +22,7 @@ import numpy as np
 
 from fpga_mpq.estimate.arith import adder_tree, bit_length, csd_digits
 from fpga_mpq.estimate.model import Cost, Estimate, EstimateConfig, LayerEstimate
-from fpga_mpq.ir.network import Activation, Dense, Network, Softmax, Threshold
+from fpga_mpq.ir.network import Activation, Dense, Network, Softmax, Threshold, unsupported_layer
 from fpga_mpq.ir.types import FixedType, Rounding
 
 DSP_MIN_BITS = 10  # narrower products are cheaper in LUTs; HLS binds them there
@@ -160,8 +160,10 @@ def estimate_hls(net: Network, cfg: EstimateConfig) -> Estimate:
             est = _activation(layer)
         elif isinstance(layer, Threshold):
             est = _threshold(layer)
-        else:
+        elif isinstance(layer, Softmax):
             est = _softmax(layer, cfg)
+        else:
+            raise unsupported_layer(layer, "the HLS estimator")
         if cfg.io == "stream" and not isinstance(layer, Softmax):
             est = _stream_fifo(est, layer.n_out * layer.out.width)
         layers.append(est)

@@ -17,7 +17,15 @@ import numpy as np
 
 from fpga_mpq.errors import BadInput
 from fpga_mpq.estimate.parts import check_clock, find_part
-from fpga_mpq.ir.network import Activation, Dense, Network, Softmax, Threshold, check_reuse_factor
+from fpga_mpq.ir.network import (
+    Activation,
+    Dense,
+    Network,
+    Softmax,
+    Threshold,
+    check_reuse_factor,
+    unsupported_layer,
+)
 from fpga_mpq.ir.types import FixedType, Overflow, Rounding, to_ap
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "hls"  # package data: shipped in the wheel
@@ -152,8 +160,7 @@ def _layer_context(net: Network, cfg: HlsConfig) -> list[dict]:
                     "bias_type": None,
                 }
             )
-        else:
-            assert isinstance(layer, Activation)
+        elif isinstance(layer, Activation):
             ctx.append(
                 common
                 | {
@@ -186,8 +193,10 @@ def _weight_files(net: Network) -> dict[str, dict]:
                 ("t", layer.thresholds.ravel(), layer.in_type, in_c_type),
                 ("v", layer.values.ravel(), layer.out, f"layer{index}_t"),
             )
-        else:
+        elif isinstance(layer, Activation):
             continue
+        else:
+            raise unsupported_layer(layer, "the HLS generator")
         for prefix, values, t, c_type in arrays:
             name = f"{prefix}{index}"
             files[f"firmware/weights/{name}.h"] = {

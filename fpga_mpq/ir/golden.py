@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fpga_mpq.errors import BadInput
-from fpga_mpq.ir.network import Activation, Dense, Network, Softmax, Threshold
+from fpga_mpq.ir.network import Activation, Dense, Network, Softmax, Threshold, unsupported_layer
 from fpga_mpq.ir.tabulate import apply_threshold
 from fpga_mpq.ir.types import quantize_float, requantize, to_float
 
@@ -96,6 +96,8 @@ def run(net: Network, x: np.ndarray) -> Trace:
         elif isinstance(layer, Softmax):
             softmax = _softmax(to_float(m, layer.in_type.frac))
             continue
+        else:
+            raise unsupported_layer(layer, "the golden model")
         names.append(layer.name)
         outs.append(m)
         fracs.append(layer.out.frac)

@@ -134,6 +134,12 @@ class Network:
         return tuple(la for la in self.layers if not isinstance(la, Softmax))
 
 
+def unsupported_layer(layer: object, stage: str) -> BadInput:
+    """The error every stage raises for a layer kind it does not know: never a silent pass-through."""
+    name = getattr(layer, "name", "?")
+    return BadInput(f"layer {name}: kind {type(layer).__name__} is not supported by {stage}")
+
+
 def accumulator_type(in_type: FixedType, weight: np.ndarray, w_frac: int, bias: np.ndarray, b_frac: int) -> FixedType:
     """Tightest exact type for ``x @ w + b`` over every input in ``in_type``'s range.
 

@@ -17,7 +17,7 @@ from da4ml.trace.ops import quantize, relu
 from da4ml.types import CombLogic
 
 from fpga_mpq.errors import BadInput
-from fpga_mpq.ir.network import Activation, Dense, Network, Softmax, Threshold
+from fpga_mpq.ir.network import Activation, Dense, Network, Softmax, Threshold, unsupported_layer
 from fpga_mpq.ir.types import FixedType, Overflow, Rounding
 
 HW = HWConfig(adder_size=1, carry_size=-1, latency_cutoff=-1)  # da4ml's defaults: one delay unit per adder
@@ -93,7 +93,9 @@ def trace_layer(x: FixedVariableArray, layer: Dense | Activation | Threshold) ->
         return x @ w + b
     if isinstance(layer, Activation):
         return cast(relu(x) if layer.relu else x, layer.in_type, layer.out, layer.name)
-    return _threshold(x, layer)
+    if isinstance(layer, Threshold):
+        return _threshold(x, layer)
+    raise unsupported_layer(layer, "the RTL tracer")
 
 
 @dataclass(frozen=True)

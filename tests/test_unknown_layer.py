@@ -1,0 +1,69 @@
+"""Every stage dispatches on the layer kind exhaustively: an unknown kind is an error naming the
+layer, never a silent pass-through (the golden model once returned its input unchanged)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pytest
+
+from fpga_mpq.errors import BadInput
+from fpga_mpq.ir.from_qonnx import network_from_qonnx
+from fpga_mpq.ir.types import FixedType
+
+
+@dataclass(frozen=True)
+class Mystery:
+    """A layer kind no stage knows."""
+
+    name: str
+    in_type: FixedType
+    out: FixedType
+    n: int
+
+    @property
+    def n_out(self) -> int:
+        return self.n
+
+
+@pytest.fixture(scope="module")
+def mystery_net(default_onnx):
+    net = network_from_qonnx(default_onnx)
+    first = net.layers[0]
+    odd = Mystery("odd_layer", first.out, first.out, first.n_out)
+    return replace(net, layers=(first, odd, *net.layers[1:]))
+
+
+def _golden(net, tmp_path):
+    import numpy as np
+
+    from fpga_mpq.ir.golden import run
+
+    run(net, np.zeros((2, net.input.n), dtype=np.float32))
+
+
+def _hls(net, tmp_path):
+    from fpga_mpq.hls.generate import HlsConfig, write_project
+
+    write_project(net, HlsConfig(), tmp_path, "m.onnx")
+
+
+def _rtl(net, tmp_path):
+    from fpga_mpq.rtl.trace import trace_network
+
+    trace_network(net)
+
+
+def _estimate(net, tmp_path):
+    from fpga_mpq.estimate import EstimateConfig, estimate_hls, find_part
+
+    estimate_hls(net, EstimateConfig(find_part("xczu9eg")))
+
+
+@pytest.mark.parametrize(
+    ("stage", "name"),
+    [(_golden, "the golden model"), (_hls, "the HLS generator"), (_rtl, "the RTL tracer"), (_estimate, "estimator")],
+)
+def test_an_unknown_layer_kind_is_an_error_naming_it(mystery_net, tmp_path, stage, name):
+    with pytest.raises(BadInput, match=rf"layer odd_layer: kind Mystery is not supported by .*{name}"):
+        stage(mystery_net, tmp_path)
