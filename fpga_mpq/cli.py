@@ -232,7 +232,9 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def _fail(a: argparse.Namespace, what: str, message: str, code: int) -> int:
-    print(f"fpga-mpq {a.command}: {what}: {message}", file=sys.stderr)
+    """One line on stderr, whatever the message holds (a path may contain a newline)."""
+    line = message.replace("\r", "\\r").replace("\n", "\\n")
+    print(f"fpga-mpq {a.command}: {what}: {line}", file=sys.stderr)
     if a.json:
         print(json.dumps({"error": message, "exit": code}))
     return code
@@ -251,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(a, "error", str(e), 2)
     except VerificationFailed as e:
         return _fail(a, "verification failed", str(e), 1)
+    except OSError as e:  # a path the system refuses (too long, no permission, a loop of links)
+        where = f": {e.filename}" if e.filename else ""
+        return _fail(a, "error", f"{e.strerror or type(e).__name__}{where}", 2)
     except KeyboardInterrupt as e:
         sig = "SIGTERM" if isinstance(e, _Terminated) else "SIGINT"
         code = 128 + (signal.SIGTERM if sig == "SIGTERM" else signal.SIGINT)

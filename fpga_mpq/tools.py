@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -80,10 +79,10 @@ def _rename_paths(text: str, names: dict[Path, str]) -> str:
 
 def keep_log(log: Path) -> Path:
     """Copy a failed run's log out of a scratch folder that is about to vanish, so the error can name it."""
-    kept = Path(tempfile.gettempdir()) / "fpga_mpq-logs" / f"{log.stem}-{os.getpid()}.log"
-    kept.parent.mkdir(exist_ok=True)
-    shutil.copyfile(log, kept)
-    return kept
+    fd, kept = tempfile.mkstemp(prefix=f"fpga_mpq-{log.stem}-", suffix=".log")
+    with os.fdopen(fd, "wb") as f:
+        f.write(log.read_bytes() if log.is_file() else b"(no output)\n")
+    return Path(kept)
 
 
 def first_error(text: str) -> str:

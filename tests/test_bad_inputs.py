@@ -416,3 +416,22 @@ def test_zero_epochs_gives_an_untrained_checkpoint(tmp_path, capsys):
     code = main(["train", "--data", str(tmp_path / "d.npz"), "--epochs", "0", "-o", str(tmp_path / "m.pt")])
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "m.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("a" * 300 + ".onnx", "File name too long"),
+        ("two\nlines.onnx", "model file "),
+    ],
+)
+def test_odd_model_paths_give_one_line_and_exit_2(tmp_path, capsys, path, message):
+    code, err = _run(["generate", str(tmp_path / path), "-o", str(tmp_path / "p")], capsys)
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_spec_key_that_is_not_a_name_is_refused(tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text("input: {bits: 8}\nlayers:\n  - {units: 10, ~: 4}\n")
+    code, err = _run(["train", "--spec", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "m.pt")], capsys)
+    assert code == 2 and len(err) == 1 and "key None in layers[0] is not a name" in err[0], err

@@ -68,9 +68,9 @@ def _bits(value: object, where: str) -> int:
 def _check_keys(d: object, allowed: set[str], where: str) -> dict:
     if not isinstance(d, dict):
         raise BadInput(f"spec: {where} must be a mapping, got {type(d).__name__}")
-    odd = next((k for k in d if not isinstance(k, str)), None)
-    if odd is not None:
-        raise BadInput(f"spec: key {odd!r} in {where} is not a name")
+    for key in d:
+        if not isinstance(key, str):
+            raise BadInput(f"spec: key {key!r} in {where} is not a name")
     unknown = sorted(set(d) - allowed)
     if unknown:
         raise BadInput(f"spec: unknown key {unknown[0]!r} in {where} (allowed: {', '.join(sorted(allowed))})")
