@@ -241,7 +241,10 @@ def _fail(a: argparse.Namespace, what: str, message: str, code: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = _parser().parse_args(argv)
+    parser = _parser()
+    a, unknown = parser.parse_known_args(argv)
+    if unknown:  # named with its command, like every other usage error
+        parser.exit(2, f"fpga-mpq {a.command}: error: unrecognized arguments: {' '.join(unknown)}\n")
     # qonnx warns on every load of a FINN-era model; the user can do nothing about it
     warnings.filterwarnings("ignore", message="Some old-style domain attributes")
     warnings.filterwarnings("ignore", message="fast_hadamard_transform package not found")

@@ -92,6 +92,8 @@ def _check_output(
             if inp.is_relative_to(real):
                 raise BadInput(f"{where} contains an input of this run ({given}): it would be replaced")
     _check_parent(path, where)
+    if path.parent.is_dir():
+        _sweep_stale(path)  # a killed run's scratch goes as soon as the next run starts
     result = Output(path, force, owned)
     _check_replaceable(result, where)
     return result
