@@ -268,7 +268,7 @@ def synth(
     if model.is_dir():
         if not is_tool_folder(model) or not (model / "src" / f"{top}.v").is_file():
             raise BadInput(f"{model} is not an RTL project of fpga_mpq with top module {top!r} (no src/{top}.v)")
-        with atomic_dir(check_output(model / "synth", force=True), "synth") as work:  # the project's own folder
+        with atomic_dir(check_output(model / "synth", force=force), "synth") as work:
             result = synthesize(model, top, cfg.part, timeout, work)
         summary = {**result.to_json(), "part": cfg.part.name, "cells": result.cells, "project": str(model)}
         _write_report(model / "report" / "synth.json", summary)

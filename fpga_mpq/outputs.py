@@ -67,8 +67,10 @@ def check_output(
     where = f"{option} {raw}"
     try:
         return _check_output(raw, where, inputs, force, owned)
-    except OSError as e:  # a name too long, a loop of links, a folder we may not read ...
+    except OSError as e:  # a name too long, a folder we may not read ...
         raise BadInput(f"{where}: {e.strerror or e}") from None
+    except RuntimeError as e:  # pathlib's resolve() on a loop of symbolic links
+        raise BadInput(f"{where}: {e}") from None
 
 
 def _check_output(
@@ -86,7 +88,11 @@ def _check_output(
     for given in inputs:
         if given is None:
             continue
-        for inp in (_real(Path(os.path.abspath(given))), Path(given).resolve()):  # as given, and where a link leads
+        try:
+            resolved = Path(given).resolve()
+        except RuntimeError:
+            raise BadInput(f"input {given} is a loop of symbolic links") from None
+        for inp in (_real(Path(os.path.abspath(given))), resolved):  # as given, and where a link leads
             if inp == real:
                 raise BadInput(f"{where} is also an input of this run ({given}): outputs never overwrite inputs")
             if inp.is_relative_to(real):

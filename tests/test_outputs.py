@@ -255,3 +255,11 @@ def test_foreign_or_damaged_checkpoints_give_one_error(zoo, checkpoint, tmp_path
     code, err = run(["export", str(path), "-o", str(tmp_path / "m.onnx")], capsys)
     assert code == 2 and len(err) == 1 and message in err[0], err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]
+
+
+def test_an_input_that_is_a_loop_of_links_is_named(tmp_path, capsys):
+    (tmp_path / "a.onnx").symlink_to(tmp_path / "b.onnx")
+    (tmp_path / "b.onnx").symlink_to(tmp_path / "a.onnx")
+    code, err = run(["generate", str(tmp_path / "a.onnx"), "-o", str(tmp_path / "p")], capsys)
+    assert code == 2 and len(err) == 1 and "is a loop of symbolic links" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.onnx", "b.onnx"]
