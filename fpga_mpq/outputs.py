@@ -113,8 +113,8 @@ def _real(path: Path) -> Path:
 def _refuse_protected(real: Path, where: str) -> None:
     if real == Path(real.anchor):
         raise BadInput(f"{where} is the root folder: refusing to write there")
-    if real == Path.home().resolve():
-        raise BadInput(f"{where} is the home folder: refusing to replace it")
+    if Path.home().resolve().is_relative_to(real):
+        raise BadInput(f"{where} is the home folder or holds it: refusing to replace it")
     if Path.cwd().resolve().is_relative_to(real):
         raise BadInput(f"{where} is the current folder or one of its parents: refusing to replace it")
 
@@ -123,6 +123,8 @@ def _check_parent(path: Path, where: str) -> None:
     """The nearest existing ancestor must be a folder we can create things in (tried, not guessed:
     permission bits do not tell for ``/proc`` or a read-only mount)."""
     for parent in path.parents:
+        if parent.is_symlink() and not parent.exists():
+            raise BadInput(f"{where}: {parent} is a symbolic link to nothing")
         if parent.exists():
             if not parent.is_dir():
                 raise BadInput(f"{where}: {parent} is a file, not a folder")

@@ -263,3 +263,19 @@ def test_an_input_that_is_a_loop_of_links_is_named(tmp_path, capsys):
     code, err = run(["generate", str(tmp_path / "a.onnx"), "-o", str(tmp_path / "p")], capsys)
     assert code == 2 and len(err) == 1 and "is a loop of symbolic links" in err[0], err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.onnx", "b.onnx"]
+
+
+def test_a_folder_that_holds_the_home_folder_is_refused_even_with_force(zoo, tmp_path, monkeypatch, capsys):
+    home = tmp_path / "h" / "user"
+    home.mkdir(parents=True)
+    (home / "thesis.tex").write_text("x")
+    monkeypatch.setenv("HOME", str(home))
+    code, err = run([*_commands(zoo, str(tmp_path / "h"))["generate"], "--force"], capsys)
+    assert code == 2 and len(err) == 1 and "home folder or holds it" in err[0]
+    assert (home / "thesis.tex").read_text() == "x"
+
+
+def test_an_output_under_a_dangling_link_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "L").symlink_to(tmp_path / "missing")
+    code, err = run(["train", "-o", str(tmp_path / "L" / "ck.pt"), "--epochs", "1"], capsys)
+    assert code == 2 and len(err) == 1 and "symbolic link to nothing" in err[0], err
