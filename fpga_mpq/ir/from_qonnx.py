@@ -381,6 +381,8 @@ class _Builder:
         head_scale = None
         if self.extra is not None and self.output_scale is None:
             head_scale = self._integer_head()
+        if self.real_bias is not None:  # a float-scaled bias on a power-of-two accumulator: never dropped
+            raise BadInput("a float-scaled bias reaches the output without a quantizer: not exact")
         postprocess = tuple(self.float_ops())
         if self.output_scale is not None:  # the output quantizer's float scale, applied as qonnx does
             if postprocess or isinstance(self.layers[-1], Softmax):
