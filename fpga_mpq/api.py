@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -23,7 +22,7 @@ from fpga_mpq.ir.golden import run
 from fpga_mpq.ir.network import Network, check_reuse_factor
 from fpga_mpq.ir.types import FixedType, Overflow, Rounding
 from fpga_mpq.models.spec import load_spec, save_spec
-from fpga_mpq.outputs import atomic_dir, atomic_file, check_output, is_tool_folder
+from fpga_mpq.outputs import atomic_dir, atomic_file, check_output, is_tool_folder, replace_file
 from fpga_mpq.sim.csim import csim_project, random_inputs, write_testbench_data
 
 PROJECT_META = "fpga_mpq.json"
@@ -286,13 +285,10 @@ def synth(
 def _write_report(path: Path, summary: dict) -> None:
     """A command's JSON report, written in one rename. Run times stay on stdout, so the same
     inputs give the same bytes."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    text = json.dumps({k: v for k, v in summary.items() if k != "seconds"}, indent=2) + "\n"
     try:
-        path.parent.mkdir(exist_ok=True)
-        tmp.write_text(json.dumps({k: v for k, v in summary.items() if k != "seconds"}, indent=2) + "\n")
-        os.replace(tmp, path)
+        replace_file(path, lambda p: p.write_text(text))
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise BadInput(f"cannot write the report {path}: {e.strerror or e}") from None
 
 

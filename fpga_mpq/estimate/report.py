@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from fpga_mpq.estimate.model import Estimate
+from fpga_mpq.outputs import replace_file
 
 _COLUMNS = ("lut", "ff", "dsp", "bram18", "latency_cycles", "ii")
 
@@ -31,24 +30,12 @@ def table(data: dict) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_report(est: Estimate, folder: Path, name: str = "estimate") -> tuple[Path, Path]:
     """``<name>.json`` and ``<name>.png`` in ``folder``, each replaced in one rename."""
     folder = Path(folder)
     json_path, png_path = folder / f"{name}.json", folder / f"{name}.png"
-    _atomic_write(json_path, lambda p: p.write_text(json.dumps(est.to_json(), indent=2) + "\n"))
-    _atomic_write(png_path, lambda p: _bar_chart(est, p))
+    replace_file(json_path, lambda p: p.write_text(json.dumps(est.to_json(), indent=2) + "\n"))
+    replace_file(png_path, lambda p: _bar_chart(est, p))
     return json_path, png_path
 
 

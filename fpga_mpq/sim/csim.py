@@ -15,6 +15,7 @@ import numpy as np
 from fpga_mpq.errors import BadInput
 from fpga_mpq.ir.golden import Trace, host_input, run
 from fpga_mpq.ir.network import Network
+from fpga_mpq.outputs import replace_file
 from fpga_mpq.tools import run_tool
 
 
@@ -191,16 +192,10 @@ def build_testbench(prj: Path, trace_layers: bool = False, timeout: float = 900)
 
 
 def _publish(src: Path, dst: Path) -> None:
-    """Copy a file into the project's report folder in one rename."""
-    dst.parent.mkdir(exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    """Copy a log into the project's report folder in one rename."""
+    replace_file(dst, lambda p: shutil.copyfile(src, p))
 
 
 def _publish_status(report: Path, status: dict) -> None:
     """``report/csim.json``: the last run's outcome, never an earlier run's pass."""
-    report.mkdir(exist_ok=True)
-    tmp = report / f".csim.json.{os.getpid()}"
-    tmp.write_text(json.dumps(status, indent=2) + "\n")
-    os.replace(tmp, report / "csim.json")
+    replace_file(report / "csim.json", lambda p: p.write_text(json.dumps(status, indent=2) + "\n"))
