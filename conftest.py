@@ -53,12 +53,15 @@ def quant_specs(draw, max_bits: int = 16, weight: bool = False, float_scales: bo
 
 @st.composite
 def mlps(draw, max_units: int = 64, float_scales: bool = False) -> MlpDraw:
-    """1-4 layers, widths 1-64, bit-widths 1-16 with accumulators kept within ACC_BITS; with
-    ``float_scales`` about half the quantizers get a non power-of-two scale."""
+    """1-4 layers, widths 1-64, bit-widths 1-16 with accumulators kept within ACC_BITS, BatchNorm
+    or not, the last layer quantized or not; with ``float_scales`` about half the quantizers get a
+    non power-of-two scale."""
     n_in = draw(st.integers(1, 16))
     inp = draw(quant_specs(max_bits=8, float_scales=float_scales))
+    n_layers = draw(st.integers(1, 4))
+    quantized_output = draw(st.booleans())
     layers, fan_in, act_bits = [], n_in, inp.bits
-    for _ in range(draw(st.integers(1, 4))):
+    for i in range(n_layers):
         units = draw(st.integers(1, max_units))
         budget = ACC_BITS - act_bits - max(fan_in - 1, 1).bit_length() - 1
         w = draw(quant_specs(max_bits=max(1, min(16, budget)), weight=True, float_scales=float_scales))
@@ -67,9 +70,11 @@ def mlps(draw, max_units: int = 64, float_scales: bool = False) -> MlpDraw:
         if draw(st.booleans()):
             frac = inp.frac + w.frac + draw(st.integers(-3, 0))
             bias = QuantSpec(draw(st.integers(2, 8)), frac, True, False, draw(st.sampled_from(ROUNDING_MODES)))
-        act = draw(quant_specs(max_bits=8, float_scales=float_scales))
-        layers.append(LayerDraw(units, w, per_channel, bias, draw(st.booleans()), act))
-        fan_in, act_bits = units, act.bits
+        head = i == n_layers - 1 and not quantized_output
+        act = None if head else draw(quant_specs(max_bits=8, float_scales=float_scales))
+        relu, batchnorm = (False, False) if head else (draw(st.booleans()), draw(st.booleans()))
+        layers.append(LayerDraw(units, w, per_channel, bias, relu, act, batchnorm))
+        fan_in, act_bits = units, act.bits if act else 0
     return MlpDraw(n_in, inp, tuple(layers), draw(st.integers(0, 2**16)))
 
 

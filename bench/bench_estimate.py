@@ -98,7 +98,7 @@ def build(d: Design) -> Network:
     """A random constant-weight MLP with exact types: 8-bit unsigned input, ReLU + saturating casts."""
     rng = np.random.default_rng(d.seed)
     t_in = FixedType(False, 8, 8)
-    layers = []
+    layers, src = [], "x"
     for i, (n_in, n_out) in enumerate(zip(d.widths[:-1], d.widths[1:], strict=True)):
         wb = d.weight_bits[i]
         w = rng.integers(-(2 ** (wb - 1)) + 1, 2 ** (wb - 1), size=(n_in, n_out))
@@ -108,7 +108,8 @@ def build(d: Design) -> Network:
         b_type = FixedType(True, 8, 8 - wb + 1 - t_in.frac + t_in.frac)
         b_type = FixedType(True, 16, 16 - (t_in.frac + w_type.frac))
         acc = accumulator_type(t_in, w, w_type.frac, b, b_type.frac)
-        layers.append(Dense(f"dense{i}", t_in, w, w_type, b, b_type, acc))
+        layers.append(Dense(f"dense{i}", src, f"acc{i}", (n_out,), t_in, w, w_type, b, b_type, acc))
+        src = f"acc{i}"
         last = i == len(d.widths) - 2
         if last:
             continue
@@ -116,9 +117,10 @@ def build(d: Design) -> Network:
         # keep the top act_bits of a typical pre-activation range: 2**(log2 of one std) headroom
         int_bits = max(1, math.ceil(math.log2(math.sqrt(n_in) * 2 ** (wb - 1) * 2**8)) - 3)
         t_out = FixedType(False, ab, int_bits - acc.frac * 0, d.rounding, Overflow.SAT)
-        layers.append(Activation(f"relu{i}", acc, True, t_out, n_out))
+        layers.append(Activation(f"relu{i}", src, f"act{i}", (n_out,), acc, True, t_out))
+        src = f"act{i}"
         t_in = t_out
-    return Network(InputQuant("in", d.widths[0], FixedType(False, 8, 8), True), tuple(layers))
+    return Network(InputQuant("in", "x", (d.widths[0],), FixedType(False, 8, 8), True), tuple(layers))
 
 
 def finn_luts(net: Network) -> float:

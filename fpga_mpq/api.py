@@ -233,6 +233,7 @@ def rtlsim(
             "latency_cycles": design.latency_cycles,
             "ii": 1,
             "compared_layer": design.traced.layers[-1],
+            "compared_tensor": design.traced.out_tensor,
             "register_bits": design.reg_bits,
             "da4ml_cost": float(design.traced.comb.cost),
             "project": str(out),
@@ -363,7 +364,9 @@ def csim(prj: Path, data: Path | None = None, random: int | None = None, seed: i
     }
     if result.layers is not None:
         summary["layers"] = result.layers
-        summary["first_differing_layer"] = next((la["layer"] for la in result.layers if la["mismatches"]), None)
+        first = next((la for la in result.layers if la["mismatches"]), None)
+        summary["first_differing_tensor"] = first and first["tensor"]
+        summary["first_differing_layer"] = first and first["layer"]
     if result.softmax_tolerance is not None:
         summary |= {
             "softmax_max_abs_error": result.softmax_max_abs_error,

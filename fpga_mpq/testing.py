@@ -2,7 +2,9 @@
 
 Each network is drawn from plain parameters (so hypothesis can shrink it) and written with
 onnx.helper, the way Brevitas/QKeras exports look: Quant on the input, on every weight and bias,
-MatMul + Add, an optional Relu and a Quant on every activation.
+MatMul + Add, an optional BatchNormalization, an optional Relu and a Quant on every activation,
+except an unquantized last layer (the usual classifier head), whose bias is quantized at input
+scale x weight scale as Brevitas' ``Int32Bias`` does.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ class LayerDraw:
     per_channel: bool  # weight scale per output channel (frac, frac+1, ... cycling)
     bias: QuantSpec | None
     relu: bool
-    act: QuantSpec
+    act: QuantSpec | None  # None: an unquantized last layer
+    batchnorm: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class MlpDraw:
     def power_of_two(self) -> bool:
         """Only power-of-two scales: qonnx's float32 reference is then exact too."""
         specs = [self.input] + [q for la in self.layers for q in (la.weight, la.bias, la.act) if q is not None]
+        if self.layers[-1].act is None and any(q.mult != 1.0 for q in specs):
+            return False  # the head's bias scale is the product of two scales
         return all(q.mult == 1.0 for q in specs)
 
 
@@ -72,33 +77,52 @@ def quant_node(name: str, src: str, q: QuantSpec, scale: np.ndarray, inits: list
     )
 
 
+def _batchnorm(name: str, src: str, units: int, rng: np.random.Generator, inits: list) -> onnx.NodeProto:
+    """Inference BatchNorm with random statistics; some gains negative (falling thresholds)."""
+    params = {
+        "gamma": rng.normal(1.0, 0.6, units),
+        "beta": rng.normal(0.0, 0.5, units),
+        "mean": rng.normal(0.0, 0.5, units),
+        "var": rng.uniform(0.25, 2.0, units),
+    }
+    for key, value in params.items():
+        inits.append(numpy_helper.from_array(value.astype(np.float32), f"{name}_{key}"))
+    inputs = [src, *(f"{name}_{key}" for key in params)]
+    return helper.make_node("BatchNormalization", inputs, [f"{name}_out"], name=name, epsilon=1e-5)
+
+
 def build_mlp(draw: MlpDraw) -> onnx.ModelProto:
     """Write the drawn network as a QONNX model (batch 1, float32)."""
     rng = np.random.default_rng(draw.seed)
     inits: list = []
     nodes = [quant_node("q_in", "x", draw.input, draw.input.scale, inits)]
-    live, fan_in = "q_in_out", draw.n_in
+    live, fan_in, in_scale = "q_in_out", draw.n_in, draw.input.scale
     for i, layer in enumerate(draw.layers):
         w = rng.normal(scale=2.0 ** (layer.weight.bits - 1 - layer.weight.frac) / 2, size=(fan_in, layer.units))
         inits.append(numpy_helper.from_array(w.astype(np.float32), f"w{i}"))
         fracs = layer.weight.frac + (np.arange(layer.units) % 3 if layer.per_channel else np.zeros(1, int))
         w_scale = (layer.weight.mult * 2.0 ** -fracs.astype(np.float64)).reshape(1, -1).astype(np.float32)
-        nodes.append(
-            quant_node(f"qw{i}", f"w{i}", layer.weight, w_scale if layer.per_channel else w_scale[0, 0], inits)
-        )
+        w_scale = w_scale if layer.per_channel else w_scale[0, 0]
+        nodes.append(quant_node(f"qw{i}", f"w{i}", layer.weight, w_scale, inits))
         nodes.append(helper.make_node("MatMul", [live, f"qw{i}_out"], [f"mm{i}"], name=f"MatMul_{i}"))
         live = f"mm{i}"
         if layer.bias is not None:
-            b = rng.normal(scale=2.0 ** (layer.bias.bits - 2 - layer.bias.frac), size=layer.units)
+            b_scale = layer.bias.scale if layer.act is not None else np.float32(in_scale) * w_scale
+            b = rng.normal(scale=2.0 ** (layer.bias.bits - 2) * np.max(b_scale), size=layer.units)
             inits.append(numpy_helper.from_array(b.astype(np.float32), f"b{i}"))
-            nodes.append(quant_node(f"qb{i}", f"b{i}", layer.bias, layer.bias.scale, inits))
+            nodes.append(quant_node(f"qb{i}", f"b{i}", layer.bias, np.reshape(b_scale, -1), inits))
             nodes.append(helper.make_node("Add", [live, f"qb{i}_out"], [f"add{i}"], name=f"Add_{i}"))
             live = f"add{i}"
+        if layer.batchnorm:
+            nodes.append(_batchnorm(f"bn{i}", live, layer.units, rng, inits))
+            live = f"bn{i}_out"
         if layer.relu:
             nodes.append(helper.make_node("Relu", [live], [f"relu{i}"], name=f"Relu_{i}"))
             live = f"relu{i}"
-        nodes.append(quant_node(f"qa{i}", live, layer.act, layer.act.scale, inits))
-        live, fan_in = f"qa{i}_out", layer.units
+        if layer.act is not None:
+            nodes.append(quant_node(f"qa{i}", live, layer.act, layer.act.scale, inits))
+            live, in_scale = f"qa{i}_out", layer.act.scale
+        fan_in = layer.units
     nodes[-1].output[0] = "y"
     graph = helper.make_graph(
         nodes,
@@ -117,3 +141,116 @@ def build_mlp(draw: MlpDraw) -> onnx.ModelProto:
 def save_mlp(draw: MlpDraw, path: Path) -> Path:
     onnx.save(build_mlp(draw), str(path))
     return path
+
+
+# -- Brevitas MLPs from the quantizer presets -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BrevitasCase:
+    """One Brevitas MLP as users write it: input QuantIdentity -> QuantLinear -> [BatchNorm1d] ->
+    activation -> QuantLinear -> [output QuantIdentity]."""
+
+    weight: str = "Int8WeightPerTensorFloat"
+    act: str = "Uint8ActPerTensorFloat"
+    bias: str | None = "Int32Bias"
+    batchnorm: bool = True
+    out: str | None = None  # output QuantIdentity preset; None: the unquantized head
+    bits: int | None = None  # weight and activation widths; None keeps the preset's
+    io: str = "parallel"
+
+    @property
+    def label(self) -> str:
+        parts = [self.weight, self.act, self.bias or "no bias", "BN" if self.batchnorm else "no BN"]
+        parts += [self.out or "unquantized head", f"{self.bits or 'preset'} bits", self.io]
+        return ", ".join(parts)
+
+
+# The activation module each activation preset is used with.
+ACT_MODULES = {
+    "Uint8ActPerTensorFloat": "QuantReLU",
+    "Uint8ActPerTensorFloatMSE": "QuantReLU",
+    "Uint8ActPerTensorFixedPoint": "QuantReLU",
+    "ShiftedUint8ActPerTensorFloat": "QuantReLU",
+    "Int8ActPerTensorFloat": "QuantIdentity",
+    "Int8ActPerTensorFixedPoint": "QuantIdentity",
+    "Int8ActPerTensorFloatMinMaxInit": "QuantHardTanh",
+}
+FIXED_WIDTH_WEIGHTS = ("SignedTernaryWeightPerTensorConst",)  # no bit-width override
+N_IN, N_HID, N_OUT = 16, 24, 10
+
+
+def brevitas_mlp(case: BrevitasCase, seed: int = 0):
+    """Build the case with random BatchNorm statistics and run it past Brevitas' statistics
+    collection, so every scale is a learned parameter as after training."""
+    import brevitas.quant as bq
+    import torch
+    from brevitas import nn as qnn
+    from torch import nn
+
+    torch.manual_seed(seed)
+    wbits = {} if case.bits is None or case.weight in FIXED_WIDTH_WEIGHTS else {"weight_bit_width": case.bits}
+    abits = {} if case.bits is None else {"bit_width": case.bits}
+    module = ACT_MODULES[case.act]
+    minmax = {"min_val": -2.0, "max_val": 2.0} if module == "QuantHardTanh" else {}
+
+    def linear(n_in: int, n_out: int) -> nn.Module:
+        bias = {"bias_quant": getattr(bq, case.bias)} if case.bias else {}
+        weight = getattr(bq, case.weight)
+        return qnn.QuantLinear(n_in, n_out, bias=case.bias is not None, weight_quant=weight, **bias, **wbits)
+
+    layers = [
+        qnn.QuantIdentity(act_quant=bq.Int8ActPerTensorFloat, return_quant_tensor=True),
+        linear(N_IN, N_HID),
+        *([nn.BatchNorm1d(N_HID)] if case.batchnorm else []),
+        getattr(qnn, module)(act_quant=getattr(bq, case.act), return_quant_tensor=True, **abits, **minmax),
+        linear(N_HID, N_OUT),
+    ]
+    if case.out:
+        layers.append(qnn.QuantIdentity(act_quant=getattr(bq, case.out)))
+    model = nn.Sequential(*layers)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm1d):
+                m.running_mean.normal_(0, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.normal_(1.0, 0.5)  # some negative gains: falling thresholds
+                m.bias.normal_(0, 0.3)
+    model.train()
+    with torch.no_grad():
+        for _ in range(310):
+            model(torch.randn(16, N_IN) * 1.5)
+    return model.eval()
+
+
+def pairwise(factors: dict[str, tuple]) -> list[dict]:
+    """A small set of combinations holding every pair of values of any two factors (greedy,
+    deterministic): the cross product's pairwise interactions at a fraction of its size."""
+    names = list(factors)
+    uncovered = {
+        (a, i, b, j)
+        for x, a in enumerate(names)
+        for b in names[x + 1 :]
+        for i in range(len(factors[a]))
+        for j in range(len(factors[b]))
+    }
+
+    def gain(case: dict[str, int], name: str, value: int) -> int:
+        pos = names.index(name)
+        return sum(
+            ((o, case[o], name, value) if names.index(o) < pos else (name, value, o, case[o])) in uncovered
+            for o in case
+        )
+
+    cases = []
+    while uncovered:
+        a, i, b, j = min(uncovered)
+        case = {a: i, b: j}
+        for name in names:
+            if name not in case:
+                case[name] = max(range(len(factors[name])), key=lambda v, n=name: (gain(case, n, v), -v))
+        for x, p in enumerate(names):
+            for q in names[x + 1 :]:
+                uncovered.discard((p, case[p], q, case[q]))
+        cases.append({name: factors[name][case[name]] for name in names})
+    return cases

@@ -61,7 +61,7 @@ EDITS = {
     "negative scale": (lambda m: _set_init(m, "Quant_6_param1", -0.5), "finite and positive"),
     "float scale into softmax": (
         lambda m: _set_init(m, "Quant_0_param1", 0.3),
-        "a float-scaled tensor reaches the output through Softmax",
+        "Softmax of a float-scaled tensor is not supported",
     ),
     "zero point": (lambda m: _set_init(m, "Quant_6_param2", 1.0), "non-zero zero point"),
     "softmax in the middle": (_softmax_in_the_middle, "Softmax is only supported as the last op"),

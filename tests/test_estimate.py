@@ -24,8 +24,9 @@ def dense_net(weight: np.ndarray, in_type: FixedType = U8, w_bits: int = 8) -> N
     w_type = FixedType(True, w_bits, w_bits)
     bias = np.zeros(weight.shape[1], dtype=np.int64)
     acc = accumulator_type(in_type, weight, 0, bias, 0)
-    layer = Dense("d", in_type, weight.astype(np.int64), w_type, bias, w_type, acc)
-    return Network(InputQuant("in", weight.shape[0], in_type, True), (layer,))
+    shape = (weight.shape[1],)
+    layer = Dense("d", "x", "y", shape, in_type, weight.astype(np.int64), w_type, bias, w_type, acc)
+    return Network(InputQuant("in", "x", (weight.shape[0],), in_type, True), (layer,))
 
 
 def test_csd_digits_count_the_nonzero_signed_digits():

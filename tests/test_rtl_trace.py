@@ -29,7 +29,7 @@ def run_comb(comb, m: np.ndarray, t_in: FixedType, out_frac: int) -> np.ndarray:
 @pytest.mark.parametrize("rounding, overflow, signed", list(itertools.product(MODES, OVERFLOWS, [True, False])))
 def test_cast_matches_the_ir_for_every_input_value(rounding, overflow, signed):
     out = FixedType(signed, 5, 4, rounding, overflow)
-    layer = Activation("a", IN, False, out, 1)
+    layer = Activation("a", "x", "y", (1,), IN, False, out)
     m = all_values(IN)
     got = run_comb(trace_single(layer), m, IN, out.frac)
     assert np.array_equal(got, requantize(m, IN.frac, out))
@@ -39,7 +39,7 @@ def test_cast_matches_the_ir_for_every_input_value(rounding, overflow, signed):
 def test_relu_then_cast_matches_the_ir(rounding):
     out = FixedType(False, 4, 3, rounding, Overflow.SAT)
     m = all_values(IN)
-    got = run_comb(trace_single(Activation("r", IN, True, out, 1)), m, IN, out.frac)
+    got = run_comb(trace_single(Activation("r", "x", "y", (1,), IN, True, out)), m, IN, out.frac)
     assert np.array_equal(got, requantize(np.maximum(m, 0), IN.frac, out))
 
 
@@ -48,7 +48,7 @@ def test_thresholds_count_and_map_to_the_output_values(values):
     k = len(values) - 1
     thresholds = np.sort(np.random.default_rng(k).choice(all_values(IN), size=k, replace=False))[None, :]
     out = FixedType(True, 4, 4)
-    layer = Threshold("t", IN, thresholds, np.array([values]), out)
+    layer = Threshold("t", "x", "y", (1,), IN, thresholds, np.array([values]), out)
     m = all_values(IN)
     got = run_comb(trace_single(layer), m, IN, out.frac)
     want = np.array(values)[(m[:, None] >= thresholds).sum(axis=1)]
@@ -58,4 +58,4 @@ def test_thresholds_count_and_map_to_the_output_values(values):
 def test_saturate_to_zero_has_no_rtl_lowering():
     out = FixedType(True, 5, 4, Rounding.TRN, Overflow.SAT_ZERO)
     with pytest.raises(BadInput, match="overflow mode AP_SAT_ZERO has no RTL lowering"):
-        trace_single(Activation("a", IN, False, out, 1))
+        trace_single(Activation("a", "x", "y", (1,), IN, False, out))

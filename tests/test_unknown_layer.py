@@ -17,21 +17,23 @@ class Mystery:
     """A layer kind no stage knows."""
 
     name: str
+    input: str
+    output: str
+    shape: tuple[int, ...]
     in_type: FixedType
     out: FixedType
-    n: int
 
     @property
-    def n_out(self) -> int:
-        return self.n
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
 
 
 @pytest.fixture(scope="module")
 def mystery_net(default_onnx):
     net = network_from_qonnx(default_onnx)
-    first = net.layers[0]
-    odd = Mystery("odd_layer", first.out, first.out, first.n_out)
-    return replace(net, layers=(first, odd, *net.layers[1:]))
+    first, second = net.layers[0], net.layers[1]
+    odd = Mystery("odd_layer", first.output, "odd_out", first.shape, first.out, first.out)
+    return replace(net, layers=(first, odd, replace(second, input="odd_out"), *net.layers[2:]))
 
 
 def _golden(net, tmp_path):

@@ -22,7 +22,7 @@ import numpy as np
 
 from fpga_mpq.estimate.arith import adder_tree, bit_length, csd_digits
 from fpga_mpq.estimate.model import Cost, Estimate, EstimateConfig, LayerEstimate
-from fpga_mpq.ir.network import Activation, Dense, Network, Softmax, Threshold, unsupported_layer
+from fpga_mpq.ir.network import Activation, Add, Dense, Network, Softmax, Threshold, unsupported_layer
 from fpga_mpq.ir.types import FixedType, Rounding
 
 DSP_MIN_BITS = 10  # narrower products are cheaper in LUTs; HLS binds them there
@@ -126,10 +126,15 @@ def _activation(layer: Activation) -> LayerEstimate:
 
 
 def _threshold(layer: Threshold) -> LayerEstimate:
-    n, k = layer.thresholds.shape
+    n, k = layer.n, layer.thresholds.shape[1]
     w = layer.in_type.width
     lut = n * (k * math.ceil(w / 2) + layer.out.width * math.ceil((k + 1) / 4))
     return LayerEstimate(layer.name, "threshold", Cost(lut, n * layer.out.width), 1, 1, {"thresholds": k})
+
+
+def _add(layer: Add) -> LayerEstimate:
+    """One adder per element as wide as the output, no register (latency mode)."""
+    return LayerEstimate(layer.name, "add", Cost(layer.n * layer.out.width, layer.n * layer.out.width), 1, 1)
 
 
 def _softmax(layer: Softmax, cfg: EstimateConfig) -> LayerEstimate:
@@ -153,19 +158,22 @@ def estimate_hls(net: Network, cfg: EstimateConfig) -> Estimate:
     """Per-layer resources and latency of the generated HLS project on ``cfg.part``."""
     layers = []
     for layer in net.layers:
-        if isinstance(layer, Dense):
-            shared = cfg.reuse_factor > 1 or cfg.strategy == "resource"
-            est = _shared_dense(layer, cfg) if shared else _constant_dense(layer, cfg)
-        elif isinstance(layer, Activation):
-            est = _activation(layer)
-        elif isinstance(layer, Threshold):
-            est = _threshold(layer)
-        elif isinstance(layer, Softmax):
-            est = _softmax(layer, cfg)
-        else:
-            raise unsupported_layer(layer, "the HLS estimator")
+        match layer:
+            case Dense():
+                shared = cfg.reuse_factor > 1 or cfg.strategy == "resource"
+                est = _shared_dense(layer, cfg) if shared else _constant_dense(layer, cfg)
+            case Activation():
+                est = _activation(layer)
+            case Threshold():
+                est = _threshold(layer)
+            case Add():
+                est = _add(layer)
+            case Softmax():
+                est = _softmax(layer, cfg)
+            case _:
+                raise unsupported_layer(layer, "the HLS estimator")
         if cfg.io == "stream" and not isinstance(layer, Softmax):
-            est = _stream_fifo(est, layer.n_out * layer.out.width)
+            est = _stream_fifo(est, math.prod(layer.shape) * layer.out.width)
         layers.append(est)
     return Estimate("hls", cfg, tuple(layers))
 
@@ -178,6 +186,6 @@ def dense_cost(weights: np.ndarray, in_type: FixedType, w_type: FixedType, part:
     weights = np.asarray(weights, dtype=np.int64)
     bias = np.zeros(weights.shape[1], dtype=np.int64)
     acc = accumulator_type(in_type, weights, w_type.frac, bias, w_type.frac)
-    layer = Dense("dense", in_type, weights, w_type, bias, w_type, acc)
+    layer = Dense("dense", "x", "y", (weights.shape[1],), in_type, weights, w_type, bias, w_type, acc)
     est = _constant_dense(layer, EstimateConfig(find_part(part)))
     return {"lut": est.cost.lut, "ff": est.cost.ff, "dsp": est.cost.dsp}

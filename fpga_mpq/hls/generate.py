@@ -6,8 +6,10 @@ The Python side only builds a typed context; all C++, TCL and Makefile text live
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from fpga_mpq.errors import BadInput
 from fpga_mpq.estimate.parts import check_clock, find_part
 from fpga_mpq.ir.network import (
     Activation,
+    Add,
     Dense,
     Network,
     Softmax,
@@ -115,74 +118,96 @@ def exact_decimal(m: int, frac: int) -> str:
     return ("-" if m < 0 else "") + whole + ("." + part if part else "")
 
 
-def _layer_context(net: Network, cfg: HlsConfig) -> list[dict]:
+MAX_STREAM_READERS = 3  # hls4ml's clone_stream makes two or three copies
+
+
+def _layer_context(net: Network, cfg: HlsConfig) -> tuple[list[dict], dict | None]:
+    """One context per fixed-point layer (C variables are named by the layer that writes them), and
+    the clone of the input stream when io_stream reads it more than once."""
     exact = net.exact_layers
+    readers = Counter(name for layer in exact for name in layer.inputs)
+    var, c_type = {net.input.output: "x"}, {net.input.output: "input_t"}
+    copies: dict[str, list[str]] = {}  # io_stream: the clones of a tensor read more than once
+
+    def clone(tensor: str, size: int) -> dict | None:
+        n = readers[tensor]
+        if cfg.io != "stream" or n < 2:
+            return None
+        if n > MAX_STREAM_READERS:
+            raise BadInput(f"tensor {tensor} is read by {n} layers; io_stream takes at most {MAX_STREAM_READERS}")
+        copies[tensor] = [f"{var[tensor]}_cpy{k}" for k in range(1, n + 1)]
+        return {"src": var[tensor], "dsts": list(copies[tensor]), "c_type": c_type[tensor], "n": size}
+
+    def read(tensor: str) -> str:
+        return copies[tensor].pop(0) if tensor in copies else var[tensor]
+
+    input_clone = clone(net.input.output, net.input.n)
     ctx = []
     for i, layer in enumerate(exact):
         index = i + 2  # hls4ml numbers the input as layer 1
         common = {
             "index": index,
             "name": layer.name,
-            "in_type": to_ap(layer.in_type),
+            "tensor": layer.output,
             "out_type": to_ap(layer.out),
-            "in_c_type": "input_t" if i == 0 else f"layer{index - 1}_t",
-            "src": "x" if i == 0 else f"layer{index - 1}_out",
+            "in_c_type": c_type[layer.inputs[0]],
+            "in_c_types": [c_type[t] for t in layer.inputs],
+            "srcs": [read(t) for t in layer.inputs],
             "dst": "y" if i == len(exact) - 1 else f"layer{index}_out",
+            "size": math.prod(layer.shape),
+            "shape": "x".join(map(str, layer.shape)),
+            "weight_type": None,
+            "bias_type": None,
         }
-        if isinstance(layer, Dense):
-            n_mult = layer.n_in * layer.n_out
-            n_zeros = int(np.count_nonzero(layer.weight == 0))
-            ctx.append(
-                common
-                | {
+        common["src"] = common["srcs"][0]
+        match layer:
+            case Dense():
+                n_mult = layer.n_in * layer.n_out
+                entry = common | {
                     "kind": "dense",
                     "op": "Dense",
-                    "shape": f"{layer.n_in}x{layer.n_out}",
+                    "in_type": to_ap(layer.in_type),
                     "n_in": layer.n_in,
                     "n_out": layer.n_out,
-                    "n_zeros": n_zeros,
+                    "n_zeros": int(np.count_nonzero(layer.weight == 0)),
                     "multiplier_limit": -(-n_mult // cfg.reuse_factor),
                     "weight_type": to_ap(layer.weight_type),
                     "bias_type": to_ap(layer.bias_type),
                 }
-            )
-        elif isinstance(layer, Threshold):
-            ctx.append(
-                common
-                | {
+            case Threshold():
+                entry = common | {
                     "kind": "threshold",
-                    "op": "Threshold (float ops + quantizer, tabulated)",
-                    "shape": f"{layer.n_out}x{layer.thresholds.shape[1]}",
-                    "n": layer.n_out,
-                    "n_out": layer.n_out,
+                    "op": f"Threshold ({layer.thresholds.shape[1]} per channel: float ops + quantizer, tabulated)",
+                    "in_type": to_ap(layer.in_type),
                     "n_thresholds": layer.thresholds.shape[1],
-                    "weight_type": None,
-                    "bias_type": None,
                 }
-            )
-        elif isinstance(layer, Activation):
-            ctx.append(
-                common
-                | {
+            case Activation():
+                entry = common | {
                     "kind": "activation",
                     "op": "ReLU + quantize" if layer.relu else "quantize",
-                    "shape": str(layer.n),
-                    "n": layer.n,
-                    "n_out": layer.n,
+                    "in_type": to_ap(layer.in_type),
                     "relu": layer.relu,
-                    "weight_type": None,
-                    "bias_type": None,
                 }
-            )
-    return ctx
+            case Add():
+                entry = common | {
+                    "kind": "add",
+                    "op": "Add",
+                    "in_type": " + ".join(to_ap(t) for t in layer.in_types),
+                }
+            case _:
+                raise unsupported_layer(layer, "the HLS generator")
+        if len(layer.shape) != 1:
+            raise BadInput(f"layer {layer.name}: shape {layer.shape}; the HLS generator takes flat vectors only")
+        var[layer.output], c_type[layer.output] = entry["dst"], f"layer{index}_t"
+        ctx.append(entry | {"clone": clone(layer.output, entry["size"])})
+    return ctx, input_clone
 
 
-def _weight_files(net: Network) -> dict[str, dict]:
+def _weight_files(net: Network, layers: list[dict]) -> dict[str, dict]:
     """Constant arrays: Dense weights/biases, Threshold thresholds/values, printed exactly."""
     files = {}
-    for i, layer in enumerate(net.exact_layers):
-        index = i + 2
-        in_c_type = "input_t" if i == 0 else f"layer{index - 1}_t"
+    for layer, ctx in zip(net.exact_layers, layers, strict=True):
+        index = ctx["index"]
         if isinstance(layer, Dense):
             arrays = (
                 ("w", layer.weight.ravel(), layer.weight_type, f"weight{index}_t"),
@@ -190,10 +215,10 @@ def _weight_files(net: Network) -> dict[str, dict]:
             )
         elif isinstance(layer, Threshold):
             arrays = (
-                ("t", layer.thresholds.ravel(), layer.in_type, in_c_type),
+                ("t", layer.thresholds.ravel(), layer.in_type, ctx["in_c_type"]),
                 ("v", layer.values.ravel(), layer.out, f"layer{index}_t"),
             )
-        elif isinstance(layer, Activation):
+        elif isinstance(layer, Activation | Add):
             continue
         else:
             raise unsupported_layer(layer, "the HLS generator")
@@ -211,7 +236,7 @@ def _weight_files(net: Network) -> dict[str, dict]:
 
 
 def build_context(net: Network, cfg: HlsConfig, model_name: str) -> dict:
-    layers = _layer_context(net, cfg)
+    layers, input_clone = _layer_context(net, cfg)
     last = net.layers[-1]
     softmax = None
     if isinstance(last, Softmax):
@@ -235,6 +260,7 @@ def build_context(net: Network, cfg: HlsConfig, model_name: str) -> dict:
         "input_name": net.input.name,
         "input_type": to_ap(net.input.out),
         "input_from_model": net.input.from_model,
+        "input_clone": input_clone,
         "layers": layers,
         "logits_index": layers[-1]["index"],
         "softmax": softmax,
@@ -291,7 +317,7 @@ def write_project(net: Network, cfg: HlsConfig, out: Path, model_name: str) -> N
             ctx | {"backend": "vitis", "tool": BACKENDS["vitis"][0], "tool_title": BACKENDS["vitis"][1]},
         ),
     }
-    renders |= {path: ("firmware/weights.h.j2", wctx) for path, wctx in _weight_files(net).items()}
+    renders |= {path: ("firmware/weights.h.j2", wctx) for path, wctx in _weight_files(net, ctx["layers"]).items()}
     for path, (template, context) in sorted(renders.items()):
         target = out / path
         target.parent.mkdir(parents=True, exist_ok=True)

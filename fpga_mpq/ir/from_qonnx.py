@@ -16,7 +16,7 @@ Anything else is rejected with the node's name.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,7 +25,20 @@ import onnx
 from onnx import numpy_helper
 
 from fpga_mpq.errors import BadInput
-from fpga_mpq.ir.network import Activation, Dense, FloatOp, InputQuant, Layer, Network, Softmax, accumulator_type
+from fpga_mpq.ir.network import (
+    Activation,
+    Add,
+    Dense,
+    FloatOp,
+    InputQuant,
+    Layer,
+    Network,
+    Softmax,
+    Tensor,
+    Threshold,
+    accumulator_type,
+    sum_type,
+)
 from fpga_mpq.ir.passes import LOWERING, run_passes
 from fpga_mpq.ir.quant_nodes import QUANT_OPS, FoldedConst, fold_constant, quant_params
 from fpga_mpq.ir.real_ops import channel_op
@@ -127,13 +140,36 @@ def _check_before_cleanup(model) -> None:
                 raise BadInput(f"node {node.name}: per-channel activation scales are not supported")
 
 
+@dataclass(frozen=True)
+class Value:
+    """What the builder knows of one ONNX tensor: the IR tensor it derives from, and what lies
+    between them that no layer has taken yet.
+
+    ``pending`` are float nodes applied after ``tensor`` (each with the name of the input it reads):
+    they become part of the next layer (a threshold before a quantizer, a ReLU before a Gemm) or
+    stay on the host. With float (non power-of-two) scales the real value is the fixed-point value
+    x ``extra[c]`` + ``real_bias[c]``: a bias off the integer grid waits for the next quantizer.
+    """
+
+    tensor: str | None  # None: still on the host, before the input quantizer
+    pending: tuple[tuple[onnx.NodeProto, str], ...] = ()
+    extra: np.ndarray | None = None  # Fraction per channel
+    real_bias: np.ndarray | None = None  # Fraction per channel
+    output_scale: np.float32 | None = None  # the float scale of the quantizer that wrote ``tensor``
+
+    @property
+    def source(self) -> str | None:
+        """The ONNX name the pending chain starts from."""
+        return self.pending[0][1] if self.pending else None
+
+
 class _Builder:
-    """Walks the chain; ``live`` is the current activation tensor, ``pending`` the float ops after it."""
+    """Visits the lowered graph in topological order; one handler per op type."""
 
     def __init__(self, model, input_type: FixedType | None) -> None:
         self.model = model
         inits = {init.name for init in model.graph.initializer}
-        self.consts: dict[str, tuple[np.ndarray, FixedType] | None] = {name: None for name in inits}
+        self.consts: dict[str, FoldedConst | None] = {name: None for name in inits}
         inputs = [i for i in model.graph.input if i.name not in inits]
         if len(inputs) != 1 or len(model.graph.output) != 1:
             raise BadInput(f"model must have one input and one output, has {len(inputs)} and {len(model.graph.output)}")
@@ -141,76 +177,104 @@ class _Builder:
         shape = model.get_tensor_shape(self.input_name)
         if not shape or any(not isinstance(d, int) or d <= 0 for d in shape):
             raise BadInput(f"input {self.input_name}: needs a static shape, got {shape}")
-        self.n_in = int(np.prod(shape[1:])) if len(shape) > 1 else int(shape[0])
+        self.in_shape = (int(np.prod(shape[1:])) if len(shape) > 1 else int(shape[0]),)
         self.declared_input = input_type
-        self.live = self.input_name
         self.input: InputQuant | None = None
-        self.preprocess: list[FloatOp] = []
+        self.preprocess: tuple[FloatOp, ...] = ()
         self.layers: list[Layer] = []
-        self.pending: list = []  # float nodes after the last fixed-point tensor
-        # Float (non power-of-two) scales: real value = fixed-point value x extra[channel]; a bias
-        # on such a tensor cannot join the integer accumulator and waits for the next quantizer.
-        self.extra: np.ndarray | None = None  # Fraction per channel
-        self.real_bias: np.ndarray | None = None  # Fraction per channel
-        self.output_scale: np.float32 | None = None  # a float-scale output quantizer's scale
-        self.last_op = ""
+        self.values: dict[str, Value] = {self.input_name: Value(None)}
+        self.handlers = {
+            **dict.fromkeys(REQUANT_OPS, self.on_float_op),
+            "Quant": self.on_quant,
+            "BipolarQuant": self.on_quant,
+            "Trunc": self.on_trunc,
+            "Gemm": self.on_gemm,
+            "Add": self.on_add,
+            "Softmax": self.on_softmax,
+        }
 
-    # -- state ---------------------------------------------------------------
-    def cur_type(self) -> FixedType:
-        return self.layers[-1].out if self.layers else self.input.out
+    # -- the IR so far -------------------------------------------------------
+    def tensor(self, name: str) -> Tensor:
+        if self.input is not None and name == self.input.output:
+            return Tensor(name, self.input.shape, self.input.out)
+        layer = next(la for la in reversed(self.layers) if la.output == name)
+        return Tensor(name, layer.shape, layer.out)
 
-    def n_live(self) -> int:
-        return self.layers[-1].n_out if self.layers else self.n_in
+    def emit(self, layer: Layer) -> str:
+        self.layers.append(layer)
+        return layer.output
 
-    def start_fixed(self, node) -> None:
-        """First non-float op with no input quantizer: the declared input type takes its place."""
-        if self.input is not None:
-            return
-        if self.declared_input is None:
-            raise BadInput(
-                f"node {node.name}: the model has no input quantizer; declare the hardware input type "
-                "(--input-type, e.g. 'ap_fixed<16,6>')"
-            )
-        self.input = InputQuant(self.input_name, self.n_in, self.declared_input, from_model=False)
-        self.preprocess.extend(self.float_ops())
-        self.pending = []
+    def value(self, node, name: str) -> Value:
+        if name not in self.values:
+            if name in self.consts:
+                raise BadInput(f"node {node.name} ({node.op_type}): constant {name} where an activation is expected")
+            raise BadInput(f"node {node.name} ({node.op_type}): input {name} is not computed by a supported node")
+        return self.values[name]
 
-    def float_ops(self) -> list[FloatOp]:
-        ops = []
-        for node in self.pending:
-            if node.op_type not in ELEMENTWISE:
-                raise BadInput(f"node {node.name}: {node.op_type} outside the fixed-point part is not supported")
-            const_first = node.input[0] != self.pending_input(node)
-            value = self.model.get_initializer(node.input[0 if const_first else 1])
-            ops.append(FloatOp(node.op_type, np.asarray(value, dtype=np.float32), const_first))
-        return ops
-
-    def pending_input(self, node) -> str:
-        i = self.pending.index(node)
-        return self.live if i == 0 else self.pending[i - 1].output[0]
-
-    def flush_relu(self) -> None:
-        """Resolve pending ops before a MatMul or Softmax: only a bare, exact ReLU may remain."""
-        if not self.pending:
-            return
-        if [n.op_type for n in self.pending] != ["Relu"]:
-            ops = " -> ".join(n.op_type for n in self.pending)
-            raise BadInput(
-                f"node {self.pending[-1].name}: float ops {ops} with no quantizer after them are not supported"
-            )
-        t = self.cur_type()
-        out = type_for_range(0, max(t.max_int, 0), t.frac)
-        self.layers.append(Activation(self.pending[0].name, t, True, out, self.n_live()))
-        self.live, self.pending = self.pending[0].output[0], []
-
-    # -- node handlers -------------------------------------------------------
-    def const(self, name: str, node) -> FoldedConst:
+    def const(self, node, name: str) -> FoldedConst:
         if name not in self.consts:
-            raise BadInput(f"node {node.name}: input {name} is neither the activation nor a constant")
+            raise BadInput(f"node {node.name} ({node.op_type}): input {name} is neither an activation nor a constant")
         folded = self.consts[name]
         if folded is None:
             raise BadInput(f"node {node.name}: constant {name} is not quantized (no Quant node on it)")
         return folded
+
+    def activation_inputs(self, node) -> list[str]:
+        return [x for x in node.input if x and x not in self.consts]
+
+    # -- turning pending ops into layers -------------------------------------
+    def host_ops(self, v: Value, where: str) -> tuple[FloatOp, ...]:
+        """Pending elementwise float ops with constants: the host runs them as ONNX does."""
+        ops = []
+        for node, live in v.pending:
+            if node.op_type not in ELEMENTWISE:
+                raise BadInput(f"node {node.name}: {node.op_type} {where} is not supported")
+            const_first = node.input[0] != live
+            value = self.model.get_initializer(node.input[0 if const_first else 1])
+            ops.append(FloatOp(node.op_type, np.asarray(value, dtype=np.float32), const_first))
+        return tuple(ops)
+
+    def fixed(self, node, name: str) -> Value:
+        """The value of ``name`` as an IR tensor: starts the hardware at a declared input type, and
+        resolves a bare pending ReLU into a layer (once, whoever reads it first)."""
+        v = self.value(node, name)
+        if v.tensor is None:
+            if self.input is not None:
+                raise BadInput(f"node {node.name}: reads the float input again after its quantizer")
+            if self.declared_input is None:
+                raise BadInput(
+                    f"node {node.name}: the model has no input quantizer; declare the hardware input type "
+                    "(--input-type, e.g. 'ap_fixed<16,6>')"
+                )
+            self.preprocess = self.host_ops(v, "before the input")
+            self.input = InputQuant(self.input_name, self.input_name, self.in_shape, self.declared_input, False)
+            v = Value(self.input_name)
+        elif v.pending:
+            ops = [n.op_type for n, _ in v.pending]
+            if ops != ["Relu"]:
+                raise BadInput(
+                    f"node {v.pending[-1][0].name}: float ops {' -> '.join(ops)} with no quantizer after them "
+                    "are not supported"
+                )
+            relu = v.pending[0][0]
+            t = self.tensor(v.tensor)
+            out = type_for_range(0, max(t.type.max_int, 0), t.type.frac)
+            tensor = self.emit(Activation(relu.name, t.name, relu.output[0], t.shape, t.type, True, out))
+            v = replace(v, tensor=tensor, pending=())
+        self.values[name] = v
+        return v
+
+    # -- handlers ------------------------------------------------------------
+    def on_float_op(self, node) -> None:
+        """An elementwise float op on one activation and constants: pending until a layer takes it."""
+        acts = self.activation_inputs(node)
+        if len(acts) != 1:
+            raise BadInput(f"node {node.name}: {node.op_type} of {len(acts)} activations is not supported")
+        for x in node.input:
+            if x and x != acts[0] and self.model.get_initializer(x) is None:
+                raise BadInput(f"node {node.name}: input {x} of {node.op_type} must be a constant")
+        v = self.value(node, acts[0])
+        self.values[node.output[0]] = replace(v, pending=(*v.pending, (node, acts[0])))
 
     def on_quant(self, node) -> None:
         if node.input[0] in self.consts:
@@ -222,181 +286,193 @@ class _Builder:
         q = quant_params(self.model, node)
         if not q.per_tensor:
             raise BadInput(f"node {node.name}: per-channel activation scales are not supported")
-        if self.input is None:
-            self.on_input_quant(node, q)
-            return
-        if self.extra is not None or self.real_bias is not None or not q.pow2:
-            self.on_float_scale_quant(node, q)
-            return
-        cast = q.fixed_type()
-        if cast is not None and [n.op_type for n in self.pending] in ([], ["Relu"]):
-            relu = bool(self.pending)
-            name = self.pending[0].name if relu else node.name
-            self.layers.append(Activation(name, self.cur_type(), relu, cast, self.n_live()))
+        v = self.value(node, node.input[0])
+        if v.tensor is None:
+            self.values[node.output[0]] = self.input_quant(node, v, q)
+        elif v.extra is not None or v.real_bias is not None or not q.pow2:
+            self.values[node.output[0]] = self.float_scale_quant(node, v, q)
         else:
-            nodes = [*self.pending, node]
-            for n in self.pending:
-                if n.op_type not in REQUANT_OPS:
-                    raise BadInput(f"node {n.name}: op {n.op_type} is not supported before a quantizer")
-            self.layers.append(tabulate(self.model, nodes, self.live, self.cur_type(), self.n_live(), q.frac))
-        self.live, self.pending = node.output[0], []
+            self.values[node.output[0]] = Value(self.requantize(node, v, q.fixed_type(), q.frac))
 
-    def on_float_scale_quant(self, node, q) -> None:
+    def input_quant(self, node, v: Value, q) -> Value:
+        if self.input is not None:
+            raise BadInput(f"node {node.name}: a second quantizer on the float input is not supported")
+        self.preprocess = self.host_ops(v, "before the input quantizer")
+        out = node.output[0]
+        cast = q.fixed_type()
+        if cast is not None:
+            self.input = InputQuant(node.name, out, self.in_shape, cast, True)
+            return Value(out)
+        # bipolar, CEIL/UP or unsigned narrow: the host quantizes, the hardware takes the grid values
+        grid = type_for_range(*q.int_range, q.frac)
+        self.input = InputQuant(node.name, out, self.in_shape, grid, True, host_quant=q)
+        if q.pow2:
+            return Value(out)
+        scale = Fraction(float(q.scale.reshape(-1)[0]))
+        return Value(out, extra=np.array([scale] * self.in_shape[-1], dtype=object))
+
+    def requantize(self, node, v: Value, cast: FixedType | None, out_frac: int | None) -> str:
+        """Power-of-two scales: ``[Relu] -> Quant`` is a cast; any other float chain is tabulated."""
+        t = self.tensor(v.tensor)
+        ops = [n.op_type for n, _ in v.pending]
+        if cast is not None and ops in ([], ["Relu"]):
+            name = v.pending[0][0].name if ops else node.name
+            return self.emit(Activation(name, t.name, node.output[0], t.shape, t.type, bool(ops), cast))
+        for n, _ in v.pending:
+            if n.op_type not in REQUANT_OPS:
+                raise BadInput(f"node {n.name}: op {n.op_type} is not supported before a quantizer")
+        nodes = [n for n, _ in v.pending] + [node]
+        source = v.source or node.input[0]
+        thresholds, values, out = tabulate(self.model, nodes, source, t.type, t.shape[-1], out_frac)
+        return self.emit(Threshold(nodes[-1].name, t.name, node.output[0], t.shape, t.type, thresholds, values, out))
+
+    def float_scale_quant(self, node, v: Value, q) -> Value:
         """[bias] -> [BatchNorm / Relu / Clip / scale ops] -> Quant where a float scale is involved:
         exact rational thresholds."""
-        n = self.n_live()
-        ops, live = [], self.live
-        for pending in self.pending:
-            ops.append(channel_op(self.model, pending, live, n))
-            live = pending.output[0]
-        extra = self.extra if self.extra is not None else np.array([Fraction(1)] * n, dtype=object)
-        bias = self.real_bias if self.real_bias is not None else np.array([Fraction(0)] * n, dtype=object)
-        name = self.pending[0].name if ops else node.name
-        self.layers.append(exact_thresholds(name, self.cur_type(), extra, bias, ops, q))
-        scale = Fraction(float(q.scale.reshape(-1)[0]))
-        self.extra = None if q.pow2 else np.array([scale] * n, dtype=object)
-        self.output_scale = None if q.pow2 else np.float32(q.scale.reshape(-1)[0])
-        self.real_bias = None
-        self.live, self.pending = node.output[0], []
+        t = self.tensor(v.tensor)
+        n = t.shape[-1]
+        ops = [channel_op(self.model, pending, live, n) for pending, live in v.pending]
+        extra = v.extra if v.extra is not None else np.array([Fraction(1)] * n, dtype=object)
+        bias = v.real_bias if v.real_bias is not None else np.array([Fraction(0)] * n, dtype=object)
+        name = v.pending[0][0].name if ops else node.name
+        thresholds, values, out = exact_thresholds(name, t.type, extra, bias, ops, q)
+        tensor = self.emit(Threshold(name, t.name, node.output[0], t.shape, t.type, thresholds, values, out))
+        if q.pow2:
+            return Value(tensor)
+        scale = q.scale.reshape(-1)[0]
+        return Value(tensor, extra=np.array([Fraction(float(scale))] * n, dtype=object), output_scale=scale)
 
     def on_trunc(self, node) -> None:
         """QONNX Trunc (dropping LSBs, e.g. after an average pool): tabulated like a quantizer."""
-        self.start_fixed(node)
-        if self.extra is not None or self.real_bias is not None:
+        v = self.value(node, node.input[0])
+        if v.tensor is None:
+            v = self.fixed(node, node.input[0])
+        if v.extra is not None or v.real_bias is not None:
             raise BadInput(f"node {node.name}: Trunc on a float-scaled tensor is not supported")
-        for n in self.pending:
-            if n.op_type not in REQUANT_OPS:
-                raise BadInput(f"node {n.name}: op {n.op_type} is not supported before a Trunc")
-        nodes = [*self.pending, node]
-        self.layers.append(tabulate(self.model, nodes, self.live, self.cur_type(), self.n_live(), None))
-        self.live, self.pending = node.output[0], []
+        self.values[node.output[0]] = Value(self.requantize(node, v, None, None))
 
-    def on_input_quant(self, node, q) -> None:
-        self.preprocess.extend(self.float_ops())
-        self.pending = []
-        cast = q.fixed_type()
-        if cast is not None:
-            self.input = InputQuant(node.name, self.n_in, cast, from_model=True)
-        else:  # bipolar, CEIL/UP or unsigned narrow: the host quantizes, the hardware takes the grid values
-            grid = type_for_range(*q.int_range, q.frac)
-            self.input = InputQuant(node.name, self.n_in, grid, from_model=True, host_quant=q)
-            if not q.pow2:
-                self.extra = np.array([Fraction(float(q.scale.reshape(-1)[0]))] * self.n_in, dtype=object)
-        self.live = node.output[0]
-
-    def on_matmul(self, node, weight: FoldedConst, bias: FoldedConst | None) -> None:
-        self.start_fixed(node)
-        self.flush_relu()
-        if self.real_bias is not None:
+    def on_gemm(self, node) -> None:
+        """A dense layer (the passes made every one a Gemm reading its weight as (n_in, n_out))."""
+        if node.input[0] in self.consts:
+            raise BadInput(f"node {node.name}: Gemm with a constant first operand is not supported")
+        weight = self.const(node, node.input[1])
+        bias = self.const(node, node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        v = self.fixed(node, node.input[0])
+        if v.real_bias is not None:
             raise BadInput(f"node {node.name}: a float-scaled bias must be followed by a quantizer")
-        in_type = self.cur_type()
+        t = self.tensor(v.tensor)
         w, w_type = weight.mantissa, weight.type
-        if w.ndim != 2 or w.shape[0] != self.n_live():
-            raise BadInput(f"node {node.name}: weight shape {w.shape} does not fit {self.n_live()} inputs")
-        if self.extra is not None or weight.scale is not None:
-            self.extra = self._product_scale(node, weight, w.shape[1])
-        self.output_scale = None  # a quantizer's float scale ends here: the accumulator has its own
-        if bias is None:
-            bias = FoldedConst(np.zeros(w.shape[1], dtype=np.int64), FixedType(True, 1, 1))
+        if w.ndim != 2 or w.shape[0] != t.shape[-1]:
+            raise BadInput(f"node {node.name}: weight shape {w.shape} does not fit {t.shape[-1]} inputs")
+        n_out = w.shape[1]
+        extra = None
+        if v.extra is not None or weight.scale is not None:
+            extra = self.product_scale(node, v, weight, n_out)
+        real_bias = None
+        int_bias = FoldedConst(np.zeros(n_out, dtype=np.int64), FixedType(True, 1, 1))
+        if bias is not None and (extra is not None or bias.scale is not None):
+            real_bias = self.real_values(node, bias, n_out)  # off the integer grid: the quantizer takes it
+        elif bias is not None:
+            int_bias = bias
         try:
-            b = np.broadcast_to(bias.mantissa, (w.shape[1],)).astype(np.int64)
+            b = np.broadcast_to(int_bias.mantissa, (n_out,)).astype(np.int64)
         except ValueError:
-            raise BadInput(
-                f"node {node.name}: bias shape {bias.mantissa.shape} does not fit {w.shape[1]} outputs"
-            ) from None
+            shape = int_bias.mantissa.shape
+            raise BadInput(f"node {node.name}: bias shape {shape} does not fit {n_out} outputs") from None
         try:
-            acc = accumulator_type(in_type, w, w_type.frac, b, bias.type.frac)
+            acc = accumulator_type(t.type, w, w_type.frac, b, int_bias.type.frac)
         except BadInput as e:
             raise BadInput(f"node {node.name}: accumulator too wide ({e})") from None
-        self.layers.append(Dense(node.name, in_type, w, w_type, b, bias.type, acc))
-        self.live = node.output[0]
+        shape = (*t.shape[:-1], n_out)
+        tensor = self.emit(Dense(node.name, t.name, node.output[0], shape, t.type, w, w_type, b, int_bias.type, acc))
+        self.values[node.output[0]] = Value(tensor, extra=extra, real_bias=real_bias)
 
-    def _product_scale(self, node, weight: FoldedConst, n_out: int) -> np.ndarray:
+    @staticmethod
+    def real_values(node, bias: FoldedConst, n: int) -> np.ndarray:
+        real = bias.mantissa.astype(object) * Fraction(2) ** -bias.type.frac
+        scale = np.ones(1) if bias.scale is None else bias.scale
+        real = real * np.array([Fraction(float(s)) for s in scale.ravel()], dtype=object)
+        try:
+            return np.broadcast_to(real, (n,)).copy()
+        except ValueError:
+            raise BadInput(f"node {node.name}: bias shape {real.shape} does not fit {n} outputs") from None
+
+    @staticmethod
+    def product_scale(node, v: Value, weight: FoldedConst, n_out: int) -> np.ndarray:
         """Real scale of each output channel: input scale x that column's weight scale."""
-        extra_in = set(self.extra) if self.extra is not None else {Fraction(1)}
+        extra_in = set(v.extra) if v.extra is not None else {Fraction(1)}
         if len(extra_in) != 1:
-            raise BadInput(f"node {node.name}: per-channel float scales on a MatMul input are not supported")
+            raise BadInput(f"node {node.name}: per-channel float scales on a dense input are not supported")
         (e_in,) = extra_in
         w_scale = (
             np.ones(n_out) if weight.scale is None else np.broadcast_to(weight.scale.reshape(1, -1), (1, n_out))[0]
         )
         return np.array([e_in * Fraction(float(s)) for s in w_scale], dtype=object)
 
-    def on_add(self, node) -> bool:
-        """A constant Add right after a MatMul is its bias; returns False if it is not one."""
-        other = node.input[1] if node.input[0] == self.live else node.input[0]
-        if self.last_op != "MatMul" or self.pending or self.consts.get(other) is None:
-            return False
-        bias = self.consts[other]
-        if self.extra is not None or bias.scale is not None:  # off the integer grid: the quantizer takes it
-            real = bias.mantissa.astype(object) * Fraction(2) ** -bias.type.frac
-            scale = np.ones(1) if bias.scale is None else bias.scale
-            real = real * np.array([Fraction(float(s)) for s in scale.ravel()], dtype=object)
-            self.real_bias = np.broadcast_to(real, (self.n_live(),)).copy()
-            self.live = node.output[0]
-            return True
-        matmul = self.layers.pop()
-        self.on_matmul(node, FoldedConst(matmul.weight, matmul.weight_type), bias)
-        self.layers[-1] = replace(self.layers[-1], name=matmul.name)
-        return True
+    def on_add(self, node) -> None:
+        """A constant Add is a float op; the Add of two activations is a residual sum (exact when both
+        share one scale, as Brevitas requires of a residual's quantizers)."""
+        acts = self.activation_inputs(node)
+        if len(acts) != 2:
+            self.on_float_op(node)
+            return
+        a, b = (self.fixed(node, x) for x in acts)
+        if (a.extra is None) != (b.extra is None) or (a.extra is not None and list(a.extra) != list(b.extra)):
+            raise BadInput(f"node {node.name}: adds tensors with different scales (quantize both with one quantizer)")
+        ta, tb = self.tensor(a.tensor), self.tensor(b.tensor)
+        if ta.shape != tb.shape:
+            raise BadInput(f"node {node.name}: adds shapes {ta.shape} and {tb.shape} (broadcasting is not supported)")
+        real_bias = None
+        if a.real_bias is not None or b.real_bias is not None:
+            zero = np.array([Fraction(0)] * ta.shape[-1], dtype=object)
+            real_bias = (zero if a.real_bias is None else a.real_bias) + (zero if b.real_bias is None else b.real_bias)
+        out = sum_type(ta.type, tb.type)
+        tensor = self.emit(Add(node.name, (ta.name, tb.name), node.output[0], ta.shape, (ta.type, tb.type), out))
+        self.values[node.output[0]] = Value(tensor, extra=a.extra, real_bias=real_bias)
+
+    def on_softmax(self, node) -> None:
+        if node.output[0] != self.model.graph.output[0].name:
+            raise BadInput(f"node {node.name}: Softmax is only supported as the last op")
+        v = self.fixed(node, node.input[0])
+        if v.extra is not None or v.real_bias is not None:
+            raise BadInput(f"node {node.name}: Softmax of a float-scaled tensor is not supported (quantize it first)")
+        t = self.tensor(v.tensor)
+        self.emit(Softmax(node.name, t.name, node.output[0], t.shape, t.type))
+        self.values[node.output[0]] = Value(node.output[0])
 
     def visit(self, node) -> None:
-        op = node.op_type
-        if op in QUANT_OPS and node.input[0] in self.consts:
-            self.on_quant(node)
-            return
-        chained = self.pending[-1].output[0] if self.pending else self.live
-        if chained not in node.input:
-            raise BadInput(f"node {node.name} ({op}): only chains of layers are supported (input {node.input[0]})")
-        if op in QUANT_OPS:
-            self.on_quant(node)
-        elif op == "MatMul":
-            if node.input[0] != chained:
-                raise BadInput(f"node {node.name}: MatMul with the activation as second operand is not supported")
-            self.on_matmul(node, self.const(node.input[1], node), None)
-        elif op == "Add" and self.on_add(node):
-            pass
-        elif op == "Trunc":
-            self.on_trunc(node)
-        elif op in REQUANT_OPS:
-            self.pending.append(node)
-        elif op == "Softmax":
-            self.start_fixed(node)
-            self.flush_relu()
-            if node.output[0] != self.model.graph.output[0].name:
-                raise BadInput(f"node {node.name}: Softmax is only supported as the last op")
-            self.layers.append(Softmax(node.name, self.cur_type(), self.n_live()))
-            self.live = node.output[0]
-        else:
-            raise BadInput(f"node {node.name}: op {op} is not supported")
-        self.last_op = op
+        handler = self.handlers.get(node.op_type)
+        if handler is None:
+            raise BadInput(f"node {node.name}: op {node.op_type} is not supported")
+        handler(node)
 
+    # -- the end -------------------------------------------------------------
     def finish(self) -> Network:
         graph_out = self.model.graph.output[0].name
-        produced = self.pending[-1].output[0] if self.pending else self.live
-        if produced != graph_out:
-            raise BadInput(f"graph output {graph_out} is not produced by the chain of layers ending at {produced}")
-        if self.input is None or not self.layers:
+        if graph_out not in self.values:
+            raise BadInput(f"graph output {graph_out} is not computed by a supported node")
+        v = self.values[graph_out]
+        if self.input is None or not any(isinstance(la, Dense) for la in self.layers):
             raise BadInput("model has no fixed-point layers (no MatMul or Gemm after the input)")
+        if self.layers[-1].output != v.tensor:
+            raise BadInput(f"graph output {graph_out} is not computed from the last layer {self.layers[-1].name}")
         head_scale = None
-        if self.extra is not None and self.output_scale is None:
-            head_scale = self._integer_head()
-        if self.real_bias is not None:  # a float-scaled bias on a power-of-two accumulator: never dropped
+        if v.extra is not None and v.output_scale is None:
+            head_scale = self.integer_head(v)
+        elif v.real_bias is not None:  # a float-scaled bias on a power-of-two accumulator: never dropped
             raise BadInput("a float-scaled bias reaches the output without a quantizer: not exact")
-        postprocess = tuple(self.float_ops())
-        if self.output_scale is not None:  # the output quantizer's float scale, applied as qonnx does
-            if postprocess or isinstance(self.layers[-1], Softmax):
-                raise BadInput("float ops after a float-scale output quantizer are not supported")
-            postprocess = (FloatOp("Mul", np.asarray(self.output_scale, dtype=np.float32), False),)
-        if head_scale is not None:
+        postprocess = self.host_ops(v, "after the last quantizer")
+        if v.output_scale is not None:  # the output quantizer's float scale, applied as qonnx does
             if postprocess:
-                raise BadInput("float ops after an unquantized final layer are not supported")
-            postprocess = (FloatOp("Mul", np.array([float(s) for s in head_scale], dtype=np.float32), False),)
+                raise BadInput("float ops after a float-scale output quantizer are not supported")
+            postprocess = (FloatOp("Mul", np.asarray(v.output_scale, dtype=np.float32), False),)
+        if head_scale is not None:  # the real value of the fixed-point output is its value x extra
+            postprocess = (FloatOp("Mul", np.array([float(e) for e in v.extra], dtype=np.float32), False),)
         if postprocess and isinstance(self.layers[-1], Softmax):
             raise BadInput("float ops after a Softmax are not supported")
-        return Network(self.input, tuple(self.layers), tuple(self.preprocess), postprocess, head_scale)
+        return Network(self.input, tuple(self.layers), self.preprocess, postprocess, head_scale)
 
-    def _integer_head(self) -> tuple[Fraction, ...]:
+    def integer_head(self, v: Value) -> tuple[Fraction, ...]:
         """An unquantized final layer on float scales (the usual Brevitas classifier head): the
         hardware outputs the exact integer accumulator; its rational scale per channel is the host's.
 
@@ -404,13 +480,13 @@ class _Builder:
         grid up to the float32 rounding of that product, and joins the integer sum.
         """
         dense = self.layers[-1]
-        if self.pending or not isinstance(dense, Dense):
-            through = " -> ".join(n.op_type for n in self.pending) or f"{type(dense).__name__} {dense.name}"
+        if v.pending or not isinstance(dense, Dense):
+            through = " -> ".join(n.op_type for n, _ in v.pending) or f"{type(dense).__name__} {dense.name}"
             raise BadInput(f"a float-scaled tensor reaches the output through {through} without a quantizer: not exact")
-        units = [e * Fraction(2) ** -dense.out.frac for e in self.extra]
+        units = [e * Fraction(2) ** -dense.out.frac for e in v.extra]
         bias = np.zeros(dense.n_out, dtype=np.int64)
-        if self.real_bias is not None:
-            ratio = [b / u for b, u in zip(self.real_bias, units, strict=True)]
+        if v.real_bias is not None:
+            ratio = [b / u for b, u in zip(v.real_bias, units, strict=True)]
             bias = np.array([round(r) for r in ratio], dtype=np.int64)
             if any(
                 abs(r - int(b)) > BIAS_GRID_TOLERANCE * max(1, abs(int(b))) for r, b in zip(ratio, bias, strict=True)
@@ -422,8 +498,7 @@ class _Builder:
         bias_type = type_for_range(int(min(bias.min(), 0)), int(max(bias.max(), 0)), dense.out.frac)
         acc = accumulator_type(dense.in_type, dense.weight, dense.weight_type.frac, bias, bias_type.frac)
         self.layers[-1] = replace(dense, bias=bias, bias_type=bias_type, out=acc)
-        self.real_bias = None
-        return tuple(e * Fraction(2) ** -acc.frac for e in self.extra)
+        return tuple(e * Fraction(2) ** -acc.frac for e in v.extra)
 
 
 def network_from_qonnx(path: Path, input_type: FixedType | None = None) -> Network:

@@ -10,25 +10,32 @@ from dataclasses import dataclass
 import numpy as np
 
 from fpga_mpq.errors import BadInput
-from fpga_mpq.ir.network import Activation, Dense, Network, Softmax, Threshold, unsupported_layer
+from fpga_mpq.ir.network import Activation, Add, Dense, Network, Softmax, Threshold, unsupported_layer
 from fpga_mpq.ir.tabulate import apply_threshold
 from fpga_mpq.ir.types import quantize_float, requantize, to_float
 
 
 @dataclass(frozen=True)
 class Trace:
-    """Per-layer outputs of one batch: ``names[i]`` produced ``mantissas[i]`` at ``fracs[i]``."""
+    """One batch through the network: every fixed-point tensor's mantissas, keyed by tensor name
+    (in topological order, the input first), and what the graph outputs."""
 
-    names: tuple[str, ...]
-    mantissas: tuple[np.ndarray, ...]
-    fracs: tuple[int, ...]
+    mantissas: dict[str, np.ndarray]  # (N, *shape) int64
+    fracs: dict[str, int]
+    last: str  # the last fixed-point tensor: the hardware's output
     softmax: np.ndarray | None  # float64 probabilities when the network ends in a softmax
     postprocessed: np.ndarray | None  # float32, when host-side float ops follow the last tensor
 
     @property
+    def result(self) -> np.ndarray:
+        """The hardware's output mantissas, one row per sample."""
+        m = self.mantissas[self.last]
+        return m.reshape(len(m), -1)
+
+    @property
     def logits(self) -> np.ndarray:
         """Last fixed-point output as real values."""
-        return to_float(self.mantissas[-1], self.fracs[-1])
+        return to_float(self.result, self.fracs[self.last])
 
     @property
     def output(self) -> np.ndarray:
@@ -66,12 +73,19 @@ FLOAT64_EXACT_BITS = 50  # integer sums below 2**53 are exact in float64, whatev
 
 def _dense(layer: Dense, m: np.ndarray) -> np.ndarray:
     frac = layer.out.frac
+    flat = m.reshape(-1, layer.n_in)
     if layer.out.width <= FLOAT64_EXACT_BITS:  # BLAS is ~50x faster than numpy's integer matmul
-        acc = (m.astype(np.float64) @ layer.weight.astype(np.float64)).astype(np.int64)
+        acc = (flat.astype(np.float64) @ layer.weight.astype(np.float64)).astype(np.int64)
     else:
-        acc = m @ layer.weight  # int64, exact: the accumulator type bounds every partial sum
+        acc = flat @ layer.weight  # int64, exact: the accumulator type bounds every partial sum
     acc = acc << (frac - layer.in_type.frac - layer.weight_type.frac)
-    return acc + (layer.bias << (frac - layer.bias_type.frac))
+    acc = acc + (layer.bias << (frac - layer.bias_type.frac))
+    return acc.reshape(*m.shape[:-1], layer.n_out)
+
+
+def _add(layer: Add, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    (ta, tb), frac = layer.in_types, layer.out.frac
+    return (a << (frac - ta.frac)) + (b << (frac - tb.frac))
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -80,30 +94,34 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def run(net: Network, x: np.ndarray) -> Trace:
-    """Run a float batch ``(N, n_in)`` through the network, keeping every layer's output."""
+    """Run a float batch ``(N, n_in)`` through the network, keeping every tensor."""
     m = quantize_input(net, x)
-    names, outs, fracs = [net.input.name], [m], [net.input.out.frac]
+    env = {net.input.output: m.reshape(len(m), *net.input.shape)}
+    fracs = {net.input.output: net.input.out.frac}
     softmax = None
     for layer in net.layers:
-        if isinstance(layer, Dense):
-            m = _dense(layer, m)
-        elif isinstance(layer, Activation):
-            if layer.relu:
-                m = np.maximum(m, 0)
-            m = requantize(m, layer.in_type.frac, layer.out)
-        elif isinstance(layer, Threshold):
-            m = apply_threshold(layer, m)
-        elif isinstance(layer, Softmax):
-            softmax = _softmax(to_float(m, layer.in_type.frac))
-            continue
-        else:
-            raise unsupported_layer(layer, "the golden model")
-        names.append(layer.name)
-        outs.append(m)
-        fracs.append(layer.out.frac)
+        match layer:
+            case Dense():
+                out = _dense(layer, env[layer.input])
+            case Activation():
+                v = env[layer.input]
+                out = requantize(np.maximum(v, 0) if layer.relu else v, layer.in_type.frac, layer.out)
+            case Threshold():
+                out = apply_threshold(layer, env[layer.input])
+            case Add():
+                out = _add(layer, *(env[name] for name in layer.inputs))
+            case Softmax():
+                v = env[layer.input]
+                softmax = _softmax(to_float(v.reshape(len(v), -1), layer.in_type.frac))
+                continue
+            case _:
+                raise unsupported_layer(layer, "the golden model")
+        env[layer.output] = out
+        fracs[layer.output] = layer.out.frac
+    last = net.exact_layers[-1].output
     post = None
     if net.postprocess:
-        post = to_float(m, fracs[-1]).astype(np.float32)
+        post = to_float(env[last].reshape(len(m), -1), fracs[last]).astype(np.float32)
         for op in net.postprocess:
             post = op(post)
-    return Trace(tuple(names), tuple(outs), tuple(fracs), softmax, post)
+    return Trace(env, fracs, last, softmax, post)

@@ -1,4 +1,10 @@
-"""The exact IR: a chain of layers, every tensor typed with a ``FixedType``.
+"""The exact IR: a graph of named, shaped tensors, every value typed with a ``FixedType``.
+
+A tensor is a name, a shape without the batch (``(C,)``, ``(L, C)``, ``(H, W, C)``: channels last)
+and a type. A layer names the tensors it reads and the one it writes; layers are kept in
+topological order, so fan-out and two-input layers (``Add``) are ordinary. The network checks
+this once, when it is built: every stage can then walk ``layers`` with an environment keyed by
+tensor name.
 
 Constants are integer mantissas plus the fraction bits of their type, so nothing downstream ever
 sees a float weight. Accumulator types are derived from operand ranges and fan-in.
@@ -6,6 +12,7 @@ sees a float weight. Accumulator types are derived from operand ranges and fan-i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -17,27 +24,52 @@ from fpga_mpq.ir.types import FixedType, type_for_range
 
 
 @dataclass(frozen=True)
+class Tensor:
+    """A value in the graph: ``shape`` excludes the batch, the last axis is the channel."""
+
+    name: str
+    shape: tuple[int, ...]
+    type: FixedType
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True)
 class InputQuant:
     """The float input cast to the hardware input type (the model's first quantizer, or a declared type)."""
 
-    name: str
-    n: int
+    name: str  # the quantizer node (or the graph input, when the type was declared)
+    output: str  # the tensor it writes
+    shape: tuple[int, ...]
     out: FixedType
     from_model: bool  # False when the model had no input quantizer and the type was declared
     host_quant: QuantParams | None = None  # a quantizer no ap_fixed cast implements: the host applies it
 
+    @property
+    def n(self) -> int:
+        return math.prod(self.shape)
+
 
 @dataclass(frozen=True)
 class Dense:
-    """``y = x @ weight + bias`` computed exactly into ``out`` (the accumulator type)."""
+    """``y = x @ weight + bias`` along the last axis, computed exactly into ``out`` (the accumulator type)."""
 
     name: str
+    input: str
+    output: str
+    shape: tuple[int, ...]  # of the output
     in_type: FixedType
     weight: np.ndarray  # int64 (n_in, n_out) mantissas of weight_type
     weight_type: FixedType
     bias: np.ndarray  # int64 (n_out,) mantissas of bias_type
     bias_type: FixedType
     out: FixedType
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
 
     @property
     def n_in(self) -> int:
@@ -53,14 +85,24 @@ class Activation:
     """Optional ReLU, then a cast to ``out`` with its rounding and overflow modes (a QONNX Quant)."""
 
     name: str
+    input: str
+    output: str
+    shape: tuple[int, ...]
     in_type: FixedType
     relu: bool
     out: FixedType
-    n: int
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+    @property
+    def n(self) -> int:
+        return math.prod(self.shape)
 
     @property
     def n_out(self) -> int:
-        return self.n
+        return self.shape[-1]
 
 
 @dataclass(frozen=True)
@@ -68,19 +110,77 @@ class Threshold:
     """Any monotone-per-channel requantisation (BatchNorm, scale Mul/Div/Sub, float-scale or bipolar
     quantizers) as exact integer thresholds on the accumulator, FINN-style.
 
-    Channel ``c`` outputs ``values[c, k]`` where ``k`` counts the thresholds ``t <= x`` in
-    ``thresholds[c]`` (ascending). Tabulated from qonnx's own execution, so exact by construction.
+    Channel ``c`` (the last axis) outputs ``values[c, k]`` where ``k`` counts the thresholds
+    ``t <= x`` in ``thresholds[c]`` (ascending).
     """
 
     name: str
+    input: str
+    output: str
+    shape: tuple[int, ...]
     in_type: FixedType
-    thresholds: np.ndarray  # int64 (n, k) mantissas of in_type, ascending per row
-    values: np.ndarray  # int64 (n, k + 1) mantissas of out
+    thresholds: np.ndarray  # int64 (channels, k) mantissas of in_type, ascending per row
+    values: np.ndarray  # int64 (channels, k + 1) mantissas of out
     out: FixedType
 
     @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+    @property
+    def n(self) -> int:
+        return math.prod(self.shape)
+
+    @property
     def n_out(self) -> int:
-        return self.thresholds.shape[0]
+        return self.shape[-1]
+
+
+@dataclass(frozen=True)
+class Add:
+    """The exact sum of two tensors of one shape (a residual connection): ``out`` holds every sum."""
+
+    name: str
+    inputs: tuple[str, str]
+    output: str
+    shape: tuple[int, ...]
+    in_types: tuple[FixedType, FixedType]
+    out: FixedType
+
+    @property
+    def n(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def n_out(self) -> int:
+        return self.shape[-1]
+
+
+@dataclass(frozen=True)
+class Softmax:
+    """Final softmax: not fixed-point exact in any tool; compared with a stated tolerance."""
+
+    name: str
+    input: str
+    output: str
+    shape: tuple[int, ...]
+    in_type: FixedType
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+    @property
+    def n(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def n_out(self) -> int:
+        return self.shape[-1]
+
+
+Layer = Dense | Activation | Threshold | Add | Softmax
+ExactLayer = Dense | Activation | Threshold | Add
 
 
 @dataclass(frozen=True)
@@ -98,24 +198,15 @@ class FloatOp:
         return fn(a.astype(np.float32), b.astype(np.float32)).astype(np.float32)
 
 
-@dataclass(frozen=True)
-class Softmax:
-    """Final softmax: not fixed-point exact in any tool; compared with a stated tolerance."""
-
-    name: str
-    in_type: FixedType
-    n: int
-
-    @property
-    def n_out(self) -> int:
-        return self.n
-
-
-Layer = Dense | Activation | Threshold | Softmax
+def input_types(layer: Layer) -> tuple[FixedType, ...]:
+    """The types a layer reads, one per name in ``layer.inputs``."""
+    return layer.in_types if isinstance(layer, Add) else (layer.in_type,)
 
 
 @dataclass(frozen=True)
 class Network:
+    """Layers in topological order from the input tensor; the last layer writes the output."""
+
     input: InputQuant
     layers: tuple[Layer, ...]
     preprocess: tuple[FloatOp, ...] = ()  # host-side, before the input quantizer
@@ -124,14 +215,73 @@ class Network:
     # real value is mantissa x head_scale[c] (exact rationals); the host multiplies in float32.
     head_scale: tuple[Fraction, ...] | None = None
 
-    @property
-    def n_out(self) -> int:
-        return self.layers[-1].n_out
+    def __post_init__(self) -> None:
+        """The graph is well formed: reads follow writes, types and shapes agree, nothing is dead."""
+        if not self.layers:
+            raise BadInput("the network has no layers")
+        known = {self.input.output: Tensor(self.input.output, tuple(self.input.shape), self.input.out)}
+        read: set[str] = set()
+        for i, layer in enumerate(self.layers):
+            for name, t in zip(layer.inputs, input_types(layer), strict=True):
+                if name not in known:
+                    raise BadInput(f"layer {layer.name}: input {name} is not written by an earlier layer")
+                if known[name].type != t:
+                    raise BadInput(f"layer {layer.name}: input {name} is {known[name].type}, the layer reads {t}")
+                read.add(name)
+            expected = _output_shape(layer, [known[name].shape for name in layer.inputs])
+            if expected != tuple(layer.shape):
+                raise BadInput(f"layer {layer.name}: output shape {layer.shape}, its inputs give {expected}")
+            if layer.output in known:
+                raise BadInput(f"layer {layer.name}: tensor {layer.output} is written twice")
+            if isinstance(layer, Softmax) and i != len(self.layers) - 1:
+                raise BadInput(f"layer {layer.name}: a softmax is only supported as the last layer")
+            if not isinstance(layer, Softmax):
+                known[layer.output] = Tensor(layer.output, tuple(layer.shape), layer.out)
+        dead = [name for name in known if name not in read and name != self.exact_layers[-1].output]
+        if dead:
+            raise BadInput(f"tensor {dead[0]} is computed but never used")
 
     @property
-    def exact_layers(self) -> tuple[Dense | Activation | Threshold, ...]:
+    def tensors(self) -> dict[str, Tensor]:
+        """Every fixed-point tensor by name, the input first, in topological order."""
+        first = Tensor(self.input.output, tuple(self.input.shape), self.input.out)
+        return {first.name: first} | {la.output: Tensor(la.output, tuple(la.shape), la.out) for la in self.exact_layers}
+
+    @property
+    def n_out(self) -> int:
+        return math.prod(self.layers[-1].shape)
+
+    @property
+    def exact_layers(self) -> tuple[ExactLayer, ...]:
         """The layers whose outputs are fixed point (everything before a final softmax)."""
         return tuple(la for la in self.layers if not isinstance(la, Softmax))
+
+    @property
+    def is_chain(self) -> bool:
+        """Each layer reads the previous one's output only (no fan-out, no two-input layers)."""
+        prev = self.input.output
+        for layer in self.layers:
+            if tuple(layer.inputs) != (prev,):
+                return False
+            prev = layer.output
+        return True
+
+
+def _output_shape(layer: Layer, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+    """What a layer's output shape must be; a kind no stage knows keeps its own (the stages refuse it)."""
+    if isinstance(layer, Dense):
+        if in_shapes[0][-1] != layer.n_in:
+            raise BadInput(f"layer {layer.name}: {layer.n_in} weight rows for input shape {in_shapes[0]}")
+        return (*in_shapes[0][:-1], layer.n_out)
+    if isinstance(layer, Add):
+        if in_shapes[0] != in_shapes[1]:
+            raise BadInput(f"layer {layer.name}: adds shapes {in_shapes[0]} and {in_shapes[1]}")
+        return in_shapes[0]
+    if isinstance(layer, Threshold) and layer.thresholds.shape[0] != in_shapes[0][-1]:
+        raise BadInput(f"layer {layer.name}: {layer.thresholds.shape[0]} threshold rows for shape {in_shapes[0]}")
+    if isinstance(layer, Activation | Threshold | Softmax):
+        return in_shapes[0]
+    return tuple(layer.shape)
 
 
 def unsupported_layer(layer: object, stage: str) -> BadInput:
@@ -152,6 +302,14 @@ def accumulator_type(in_type: FixedType, weight: np.ndarray, w_frac: int, bias: 
     hi = b + np.where(w > 0, w * hi_x, w * lo_x).sum(axis=0)
     lo = b + np.where(w > 0, w * lo_x, w * hi_x).sum(axis=0)
     return type_for_range(int(min(lo.min(), 0)), int(max(hi.max(), 0)), frac)
+
+
+def sum_type(a: FixedType, b: FixedType) -> FixedType:
+    """Tightest exact type for ``a + b``: the finer grid, the sum of the ranges."""
+    frac = max(a.frac, b.frac)
+    lo = (a.min_int << (frac - a.frac)) + (b.min_int << (frac - b.frac))
+    hi = (a.max_int << (frac - a.frac)) + (b.max_int << (frac - b.frac))
+    return type_for_range(min(lo, 0), max(hi, 0), frac)
 
 
 def check_reuse_factor(net: Network, reuse_factor: int) -> None:

@@ -57,7 +57,10 @@ def _grid_frac(y: np.ndarray, name: str) -> int:
     raise BadInput(f"node {name}: output values are not on any power-of-two grid")
 
 
-def tabulate(model, nodes: list, in_name: str, in_type: FixedType, n: int, out_frac: int | None) -> Threshold:
+Table = tuple[np.ndarray, np.ndarray, FixedType]  # thresholds (n, k), values (n, k + 1), output type
+
+
+def tabulate(model, nodes: list, in_name: str, in_type: FixedType, n: int, out_frac: int | None) -> Table:
     """Execute ``nodes`` on every value of ``in_type`` for ``n`` channels; return the thresholds.
     ``out_frac=None`` takes the output grid from the values themselves."""
     from qonnx.core.onnx_exec import execute_onnx
@@ -95,7 +98,7 @@ def tabulate(model, nodes: list, in_name: str, in_type: FixedType, n: int, out_f
         values[c, : len(starts) + 1] = m[np.r_[0, starts], c]
         values[c, len(starts) + 1 :] = m[-1, c]
     out_type = type_for_range(int(min(values.min(), 0)), int(max(values.max(), 0)), out_frac)
-    return Threshold(name, in_type, thresholds, values, out_type)
+    return thresholds, values, out_type
 
 
 def apply_threshold(layer: Threshold, m: np.ndarray) -> np.ndarray:
@@ -121,7 +124,7 @@ def _round(r: Fraction, mode: str) -> int:
     }[mode]()
 
 
-def exact_thresholds(name: str, in_type: FixedType, extra, bias, ops: list[ChannelOp], q) -> Threshold:
+def exact_thresholds(name: str, in_type: FixedType, extra, bias, ops: list[ChannelOp], q) -> Table:
     """Thresholds for ``Quant(ops(x * extra[c] + bias[c]))`` in exact rational arithmetic.
 
     This is QONNX's real-number semantics for float (non power-of-two) scales. Each op is monotone
@@ -170,4 +173,4 @@ def exact_thresholds(name: str, in_type: FixedType, extra, bias, ops: list[Chann
         values[c, len(rows_v[c]) :] = rows_v[c][-1]
     frac = q.frac if q.pow2 else 0
     out_type = type_for_range(int(min(values.min(), 0)), int(max(values.max(), 0)), frac)
-    return Threshold(name, in_type, thresholds, values, out_type)
+    return thresholds, values, out_type

@@ -9,6 +9,7 @@ the output values. A final softmax is not traced: the RTL design ends at the log
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,16 @@ from da4ml.trace.ops import quantize, relu
 from da4ml.types import CombLogic
 
 from fpga_mpq.errors import BadInput
-from fpga_mpq.ir.network import Activation, Dense, Network, Softmax, Threshold, unsupported_layer
+from fpga_mpq.ir.network import (
+    Activation,
+    Add,
+    Dense,
+    ExactLayer,
+    Network,
+    Threshold,
+    input_types,
+    unsupported_layer,
+)
 from fpga_mpq.ir.types import FixedType, Overflow, Rounding
 
 HW = HWConfig(adder_size=1, carry_size=-1, latency_cutoff=-1)  # da4ml's defaults: one delay unit per adder
@@ -85,17 +95,21 @@ def _threshold(x: FixedVariableArray, layer: Threshold) -> FixedVariableArray:
     return np.concatenate(channels)
 
 
-def trace_layer(x: FixedVariableArray, layer: Dense | Activation | Threshold) -> FixedVariableArray:
-    """One IR layer applied to traced variables."""
-    if isinstance(layer, Dense):
-        w = layer.weight.astype(np.float64) * 2.0**-layer.weight_type.frac
-        b = layer.bias.astype(np.float64) * 2.0**-layer.bias_type.frac
-        return x @ w + b
-    if isinstance(layer, Activation):
-        return cast(relu(x) if layer.relu else x, layer.in_type, layer.out, layer.name)
-    if isinstance(layer, Threshold):
-        return _threshold(x, layer)
-    raise unsupported_layer(layer, "the RTL tracer")
+def trace_layer(layer: ExactLayer, *xs: FixedVariableArray) -> FixedVariableArray:
+    """One IR layer applied to traced variables (one array per input, flattened)."""
+    match layer:
+        case Dense():
+            w = layer.weight.astype(np.float64) * 2.0**-layer.weight_type.frac
+            b = layer.bias.astype(np.float64) * 2.0**-layer.bias_type.frac
+            return xs[0] @ w + b
+        case Activation():
+            return cast(relu(xs[0]) if layer.relu else xs[0], layer.in_type, layer.out, layer.name)
+        case Threshold():
+            return _threshold(xs[0], layer)
+        case Add():
+            return xs[0] + xs[1]  # da4ml widens to hold every sum, as the layer's type does
+        case _:
+            raise unsupported_layer(layer, "the RTL tracer")
 
 
 @dataclass(frozen=True)
@@ -104,27 +118,35 @@ class Traced:
 
     comb: CombLogic
     out_frac: int
+    out_tensor: str  # the IR tensor the design outputs (the logits when a softmax follows)
     layers: tuple[str, ...]
 
 
-def rtl_layers(net: Network) -> tuple[Dense | Activation | Threshold, ...]:
+def rtl_layers(net: Network) -> tuple[ExactLayer, ...]:
     """The layers the RTL design implements: everything up to the logits."""
-    return tuple(la for la in net.layers if not isinstance(la, Softmax))
+    for layer in net.exact_layers:
+        if len(layer.shape) != 1:
+            raise BadInput(f"layer {layer.name}: shape {layer.shape}; the RTL path takes flat vectors only")
+    return net.exact_layers
 
 
 def trace_network(net: Network) -> Traced:
     """The whole fixed-point network as one da4ml combinational function."""
     inp = FixedVariableArrayInput(net.input.n, hwconf=HW)
-    x = quantize(inp, *kif(net.input.out))
+    env = {net.input.output: quantize(inp, *kif(net.input.out))}
     layers = rtl_layers(net)
     for layer in layers:
-        x = trace_layer(x, layer)
-    return Traced(comb_trace(inp, x), layers[-1].out.frac, tuple(la.name for la in layers))
+        env[layer.output] = trace_layer(layer, *(env[name] for name in layer.inputs))
+    last = layers[-1]
+    return Traced(comb_trace(inp, env[last.output]), last.out.frac, last.output, tuple(la.name for la in layers))
 
 
-def trace_single(layer: Dense | Activation | Threshold) -> CombLogic:
-    """One layer alone, from its declared input type: what the estimator costs per layer."""
-    k, i, f = kif(layer.in_type)
-    n = layer.weight.shape[0] if isinstance(layer, Dense) else layer.n_out
-    x = FixedVariableArray.from_kif(np.full(n, k), np.full(n, i), np.full(n, f), hwconf=HW)
-    return comb_trace(x, trace_layer(x, layer))
+def trace_single(layer: ExactLayer) -> CombLogic:
+    """One layer alone, from its declared input types: what the estimator costs per layer."""
+    xs = []
+    for t in input_types(layer):
+        n = layer.n_in if isinstance(layer, Dense) else math.prod(layer.shape)
+        k, i, f = kif(t)
+        xs.append(FixedVariableArray.from_kif(np.full(n, k), np.full(n, i), np.full(n, f), hwconf=HW))
+    inp = xs[0] if len(xs) == 1 else np.concatenate(xs)
+    return comb_trace(inp, trace_layer(layer, *xs))

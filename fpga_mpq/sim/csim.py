@@ -81,17 +81,24 @@ def _mantissas(values: np.ndarray, frac: int) -> np.ndarray:
     return np.where(scaled == np.round(scaled), scaled, np.nan)
 
 
-def _compare_layers(path: Path, trace: Trace) -> list[dict]:
-    """Per-layer mismatch counts from the testbench's trace file, in network order."""
-    names, lines = trace.names[1:], path.read_text().splitlines() if path.is_file() else []
-    if len(lines) != len(names) * len(trace.mantissas[0]):
-        raise BadInput(f"C simulation trace has {len(lines)} lines, expected {len(names)} per sample")
+def _compare_layers(path: Path, trace: Trace, layer_of: dict[str, str]) -> list[dict]:
+    """Per-tensor mismatch counts from the testbench's trace file, in topological order."""
+    names = list(trace.mantissas)[1:]  # every layer's output; the input is the testbench's own
+    n = len(trace.mantissas[names[0]])
+    rows: dict[str, list[list[str]]] = {name: [] for name in names}
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        name, *values = line.split()
+        if name not in rows:
+            raise BadInput(f"C simulation trace names tensor {name}, which the network does not have")
+        rows[name].append(values)
     report = []
-    for k, name in enumerate(names):
-        rows = [line.split()[1:] for line in lines[k :: len(names)]]
-        got = _mantissas(np.array(rows, dtype=np.float64), trace.fracs[k + 1])
-        bad = np.argwhere(got != trace.mantissas[k + 1])
-        entry = {"layer": name, "mismatches": len(bad)}
+    for name in names:
+        if len(rows[name]) != n:
+            raise BadInput(f"C simulation trace has {len(rows[name])} rows of tensor {name}, expected {n}")
+        expected = trace.mantissas[name].reshape(n, -1)
+        got = _mantissas(np.array(rows[name], dtype=np.float64), trace.fracs[name])
+        bad = np.argwhere(got != expected)
+        entry = {"tensor": name, "layer": layer_of[name], "mismatches": len(bad)}
         if len(bad):
             entry["first"] = {"sample": int(bad[0][0]), "output": int(bad[0][1])}
         report.append(entry)
@@ -123,8 +130,9 @@ def csim_project(
         if len(got) != len(x):
             raise BadInput(f"C simulation produced {len(got)} rows for {len(x)} inputs")
         soft = _read_rows(run_dir / "csim_softmax.txt", net.n_out) if trace.softmax is not None else None
-        layers = _compare_layers(run_dir / "trace.txt", trace) if trace_layers else None
-    diff = np.argwhere(_mantissas(got, trace.fracs[-1]) != trace.mantissas[-1])
+        layer_of = {la.output: la.name for la in net.exact_layers}
+        layers = _compare_layers(run_dir / "trace.txt", trace, layer_of) if trace_layers else None
+    diff = np.argwhere(_mantissas(got, trace.fracs[trace.last]) != trace.result)
     first = None
     if len(diff):
         i, j = map(int, diff[0])

@@ -1,9 +1,11 @@
-"""Lowering passes on the QONNX graph, one job each, run to a fixed point before the IR walk."""
+"""Lowering passes on the QONNX graph, one job each, run to a fixed point before the IR is built."""
 
+from fpga_mpq.ir.passes.absorb_bias import AbsorbBiasAdd
 from fpga_mpq.ir.passes.base import Pass, run_passes
-from fpga_mpq.ir.passes.gemm_to_matmul import GemmToMatMul
+from fpga_mpq.ir.passes.matmul_to_gemm import MatMulToGemm
 from fpga_mpq.ir.passes.remove_flatten import RemoveFlatten
+from fpga_mpq.ir.passes.untranspose_gemm import UntransposeGemm
 
-LOWERING: tuple[Pass, ...] = (RemoveFlatten(), GemmToMatMul())
+LOWERING: tuple[Pass, ...] = (RemoveFlatten(), UntransposeGemm(), MatMulToGemm(), AbsorbBiasAdd())
 
-__all__ = ["LOWERING", "GemmToMatMul", "Pass", "RemoveFlatten", "run_passes"]
+__all__ = ["LOWERING", "AbsorbBiasAdd", "MatMulToGemm", "Pass", "RemoveFlatten", "UntransposeGemm", "run_passes"]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from fpga_mpq.errors import BadInput
+from fpga_mpq.ir.quant_nodes import QUANT_OPS
 
 MAX_ROUNDS = 1000
 
@@ -26,6 +27,18 @@ def run_passes(model, passes: Sequence[Pass]):
         else:
             raise BadInput(f"lowering pass {type(p).__name__} did not converge in {MAX_ROUNDS} rounds")
     return model
+
+
+def is_constant(model, name: str) -> bool:
+    """An initializer, or a quantizer applied to one (a weight or bias before folding)."""
+    if model.get_initializer(name) is not None:
+        return True
+    producer = model.find_producer(name)
+    return (
+        producer is not None
+        and producer.op_type in QUANT_OPS
+        and all(model.get_initializer(x) is not None for x in producer.input)
+    )
 
 
 def consumers(model, tensor: str) -> list:

@@ -1,4 +1,4 @@
-"""Gemm -> MatMul (+ Add for the bias), transposing a ``transB`` weight at its float source."""
+"""Gemm with ``transB``: transpose the weight at its float source, so every Gemm reads (n_in, n_out)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fpga_mpq.ir.passes.base import consumers
 from fpga_mpq.ir.quant_nodes import QUANT_OPS, attr
 
 
-def _transpose_weight(model, gemm, name: str) -> str:
+def _transpose_weight(model, gemm, name: str) -> None:
     """Transpose the float initializer behind ``name`` (directly, or under a Quant used only here)."""
     producer = model.find_producer(name)
     if producer is None:
@@ -29,28 +29,21 @@ def _transpose_weight(model, gemm, name: str) -> str:
     model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(value.T), source))
     if producer is not None:
         model.set_tensor_shape(name, list(value.T.shape))
-    return name
 
 
-class GemmToMatMul:
-    """Works with and without a bias input (qonnx's own GemmToMatMul fails without one)."""
+class UntransposeGemm:
+    """One transposed Gemm per apply; alpha, beta and transA are refused here, once."""
 
     def apply(self, model):
-        for idx, node in enumerate(model.graph.node):
+        for node in model.graph.node:
             if node.op_type != "Gemm":
                 continue
             if attr(node, "transA", 0) or attr(node, "alpha", 1.0) != 1.0 or attr(node, "beta", 1.0) != 1.0:
                 raise BadInput(f"node {node.name}: Gemm with transA, alpha or beta != 1 is not supported")
-            weight = node.input[1]
-            if attr(node, "transB", 0):
-                weight = _transpose_weight(model, node, weight)
-            has_bias = len(node.input) > 2 and node.input[2] != ""
-            mm_out = f"{node.output[0]}_matmul" if has_bias else node.output[0]
-            new = [helper.make_node("MatMul", [node.input[0], weight], [mm_out], name=node.name)]
-            if has_bias:
-                new.append(helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]], name=f"{node.name}_bias"))
-            model.graph.node.remove(node)
-            for offset, n in enumerate(new):
-                model.graph.node.insert(idx + offset, n)
+            if not attr(node, "transB", 0):
+                continue
+            _transpose_weight(model, node, node.input[1])
+            node.attribute.remove(next(a for a in node.attribute if a.name == "transB"))
+            node.attribute.append(helper.make_attribute("transB", 0))
             return model, True
         return model, False

@@ -1,0 +1,23 @@
+"""A MatMul with a constant weight becomes a Gemm, so the IR builder has one rule for dense layers."""
+
+from __future__ import annotations
+
+from onnx import helper
+
+from fpga_mpq.ir.passes.base import is_constant
+
+
+class MatMulToGemm:
+    """One MatMul per apply; only (batch, features) inputs, the shape a Gemm takes."""
+
+    def apply(self, model):
+        for idx, node in enumerate(model.graph.node):
+            if node.op_type != "MatMul" or not is_constant(model, node.input[1]):
+                continue
+            shape = model.get_tensor_shape(node.input[0])
+            if shape is None or len(shape) != 2:
+                continue  # left for the builder to name
+            model.graph.node.remove(node)
+            model.graph.node.insert(idx, helper.make_node("Gemm", list(node.input), list(node.output), name=node.name))
+            return model, True
+        return model, False

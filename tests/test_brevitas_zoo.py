@@ -1,0 +1,56 @@
+"""Every case of the Brevitas zoo: Brevitas == qonnx exactly, and the golden model == qonnx.
+
+Quantized outputs are compared bit for bit; an unquantized head by the rule
+``round(qonnx / head_scale) == the hardware's integer``. Where qonnx's float32 arithmetic crosses a
+rounding boundary that exact arithmetic does not, outputs may differ: a measured bound
+(FLOAT32_BOUND of all outputs), never a tolerance on values. C simulation: hw_tests/test_brevitas_presets.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from brevitas_zoo import REFUSED, ZOO
+from fpga_mpq.errors import BadInput
+from fpga_mpq.export import check_qonnx_equals_brevitas, execute_qonnx, export_qonnx_file
+from fpga_mpq.ir.from_qonnx import network_from_qonnx
+from fpga_mpq.ir.golden import run
+from fpga_mpq.sim.csim import random_inputs
+from fpga_mpq.testing import N_IN, BrevitasCase, brevitas_mlp
+
+FLOAT32_BOUND = 0.002  # measured share of outputs where qonnx's float32 crosses a rounding boundary
+
+
+def golden_differs_from_qonnx(net, path, x) -> int:
+    """Outputs where the golden model and qonnx disagree (by the rule for the network's head)."""
+    ref = execute_qonnx(path, x).astype(np.float64)
+    trace = run(net, x)
+    if net.head_scale is None:
+        return int((trace.output.astype(np.float32) != ref.astype(np.float32)).sum())
+    scale = np.array([float(s) for s in net.head_scale])
+    # the host's float32 product agrees with qonnx to a unit of the integer
+    assert np.all(np.abs(trace.output - ref) <= 1.001 * scale + 1e-6 * np.abs(ref))
+    return int((np.round(ref / scale) != trace.result).sum())
+
+
+def export_case(case: BrevitasCase, path) -> None:
+    model = brevitas_mlp(case)
+    export_qonnx_file(model, N_IN, path)
+    check_qonnx_equals_brevitas(model, path, np.random.default_rng(0).normal(0, 1.5, (500, N_IN)).astype(np.float32))
+
+
+@pytest.mark.parametrize("case", ZOO, ids=[c.label for c in ZOO])
+def test_brevitas_zoo_case_golden_equals_qonnx(tmp_path, case):
+    export_case(case, tmp_path / "m.onnx")
+    net = network_from_qonnx(tmp_path / "m.onnx")
+    x = random_inputs(net, 2000, seed=1)
+    differing = golden_differs_from_qonnx(net, tmp_path / "m.onnx", x)
+    assert differing <= FLOAT32_BOUND * len(x) * net.n_out, f"{differing} of {len(x) * net.n_out}"
+
+
+@pytest.mark.parametrize("preset", list(REFUSED))
+def test_a_preset_that_cannot_be_exact_is_refused_with_the_reason(tmp_path, preset):
+    export_case(BrevitasCase(weight=preset), tmp_path / "m.onnx")
+    with pytest.raises(BadInput, match=REFUSED[preset]):
+        network_from_qonnx(tmp_path / "m.onnx")
