@@ -32,7 +32,8 @@ bench: install
 # Property tests with many more random networks (600 golden-vs-qonnx, 150 through C simulation),
 # and 24 SIGKILL/SIGINT fault injections each into generate, flow and search.
 fuzz: install
-	MPQ_FUZZ=1 $(BIN)/pytest -q tests/test_property.py hw_tests/test_property_csim.py hw_tests/test_fault_injection.py
+	MPQ_FUZZ=1 $(BIN)/pytest -q tests/test_property.py hw_tests/test_property_csim.py hw_tests/test_fault_injection.py \
+		hw_tests/test_brevitas_presets.py
 
 # The long hardware tests: RTL simulation of the 784-input TFC zoo models (minutes of da4ml compile each).
 slow: install

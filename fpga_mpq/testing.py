@@ -254,3 +254,200 @@ def pairwise(factors: dict[str, tuple]) -> list[dict]:
                 uncovered.discard((p, case[p], q, case[q]))
         cases.append({name: factors[name][case[name]] for name in names})
     return cases
+
+
+# The Brevitas test zoo: preset x BatchNorm x bias x output quantizer x width x io, every pair of
+# values covered. Shared by tests/test_brevitas_zoo.py and hw_tests/test_brevitas_presets.py.
+WEIGHTS = (
+    "Int8WeightPerTensorFloat",
+    "Int8WeightPerChannelFloat",
+    "Int8WeightPerTensorFloatMSE",
+    "Int8WeightPerTensorFixedPoint",
+    "Int8WeightPerChannelFixedPointMSE",
+    "Int8WeightNormL2PerChannelFixedPoint",
+    "Int4WeightPerTensorFloatDecoupled",
+    "SignedTernaryWeightPerTensorConst",
+)
+BIASES = (None, "Int32Bias", "Int16Bias", "Int8Bias")
+OUTPUTS = (None, "Int8ActPerTensorFloat", "Int8ActPerTensorFixedPoint", "Uint8ActPerTensorFloat")
+ZOO_FACTORS = {
+    "weight": WEIGHTS,
+    "act": tuple(ACT_MODULES),
+    "batchnorm": (True, False),
+    "bias": BIASES,
+    "out": OUTPUTS,
+    "bits": (2, 3, 4, 5, 6, 7, 8),
+    "io": ("parallel", "stream"),
+}
+BREVITAS_ZOO = [BrevitasCase(**case) for case in pairwise(ZOO_FACTORS)]
+# Presets that cannot be exact, and the error each gives (README: "Brevitas quantizers").
+REFUSED_PRESETS = {
+    "ShiftedUint8WeightPerTensorFloat": "non-zero zero point",
+    "SignedBinaryWeightPerTensorConst": "bipolar quantizer with a float scale",
+}
+
+
+# -- Brevitas CNNs ------------------------------------------------------------------------------
+
+
+def _calibrated(model, shape: tuple[int, ...], seed: int):
+    """Random BatchNorm statistics, then Brevitas' statistics collection: scales become parameters."""
+    import torch
+    from torch import nn
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.normal_(1.0, 0.5)
+                m.bias.normal_(0, 0.3)
+    model.train()
+    with torch.no_grad():
+        for _ in range(310):
+            model(torch.randn(8, *shape))
+    return model.eval()
+
+
+def brevitas_cnn(name: str, seed: int = 0):
+    """One of ``CNN_ZOO``'s networks, built, calibrated and in eval mode; returns (model, input shape)."""
+    import torch
+
+    torch.manual_seed(seed)
+    build, shape = CNN_ZOO[name]
+    return _calibrated(build(), shape, seed), shape
+
+
+def _small_cnn(float_scales: bool = False, pool: str = "max"):
+    """conv3x3 (padding) -> BatchNorm -> ReLU -> pool -> conv3x3 -> ReLU -> flatten -> dense."""
+    import brevitas.quant as bq
+    from brevitas import nn as qnn
+    from torch import nn
+
+    w = bq.Int8WeightPerTensorFloat if float_scales else bq.Int8WeightPerTensorFixedPoint
+    a = bq.Uint8ActPerTensorFloat if float_scales else bq.Uint8ActPerTensorFixedPoint
+    i = bq.Int8ActPerTensorFloat if float_scales else bq.Int8ActPerTensorFixedPoint
+    pooling = nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2)
+    return nn.Sequential(
+        qnn.QuantIdentity(act_quant=i, return_quant_tensor=True),
+        qnn.QuantConv2d(1, 8, 3, padding=1, weight_quant=w, weight_bit_width=4, bias_quant=bq.Int16Bias),
+        nn.BatchNorm2d(8),
+        qnn.QuantReLU(act_quant=a, bit_width=4, return_quant_tensor=True),
+        pooling,
+        *([qnn.QuantIdentity(act_quant=a, bit_width=6, return_quant_tensor=True)] if pool == "avg" else []),
+        qnn.QuantConv2d(8, 8, 3, bias=False, weight_quant=w, weight_bit_width=4),
+        qnn.QuantReLU(act_quant=a, bit_width=4, return_quant_tensor=True),
+        nn.Flatten(),
+        qnn.QuantLinear(8 * 2 * 2, 10, bias=True, weight_quant=w, weight_bit_width=4, bias_quant=bq.Int32Bias),
+    )
+
+
+def _depthwise_separable():
+    """conv3x3 stride 2 -> depthwise 3x3 -> BatchNorm -> ReLU -> pointwise 1x1 -> global average -> dense."""
+    import brevitas.quant as bq
+    from brevitas import nn as qnn
+    from torch import nn
+
+    w, a = bq.Int8WeightPerTensorFixedPoint, bq.Uint8ActPerTensorFixedPoint
+    return nn.Sequential(
+        qnn.QuantIdentity(act_quant=bq.Int8ActPerTensorFixedPoint, return_quant_tensor=True),
+        qnn.QuantConv2d(3, 8, 3, stride=2, padding=1, bias=False, weight_quant=w, weight_bit_width=5),
+        qnn.QuantReLU(act_quant=a, bit_width=5, return_quant_tensor=True),
+        qnn.QuantConv2d(8, 8, 3, padding=1, groups=8, bias=False, weight_quant=w, weight_bit_width=4),
+        nn.BatchNorm2d(8),
+        qnn.QuantReLU(act_quant=a, bit_width=4, return_quant_tensor=True),
+        qnn.QuantConv2d(8, 12, 1, bias=True, weight_quant=w, weight_bit_width=4, bias_quant=bq.Int16Bias),
+        qnn.QuantReLU(act_quant=a, bit_width=4, return_quant_tensor=True),
+        nn.AdaptiveAvgPool2d(1),
+        qnn.QuantIdentity(act_quant=a, bit_width=6, return_quant_tensor=True),
+        nn.Flatten(),
+        qnn.QuantLinear(12, 10, bias=False, weight_quant=w, weight_bit_width=4),
+    )
+
+
+class _Residual:
+    """Two residual blocks, the second with a strided 1x1 shortcut; each block's Add reads two
+    tensors quantized by one shared quantizer, as Brevitas requires."""
+
+    @staticmethod
+    def build():
+        import brevitas.quant as bq
+        import torch
+        from brevitas import nn as qnn
+        from torch import nn
+
+        w, a = bq.Int8WeightPerTensorFloat, bq.Uint8ActPerTensorFloat
+
+        class Block(nn.Module):
+            def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+                super().__init__()
+                self.conv1 = qnn.QuantConv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False, weight_quant=w)
+                self.bn1 = nn.BatchNorm2d(c_out)
+                self.relu1 = qnn.QuantReLU(act_quant=a, return_quant_tensor=True)
+                self.conv2 = qnn.QuantConv2d(c_out, c_out, 3, padding=1, bias=False, weight_quant=w)
+                self.bn2 = nn.BatchNorm2d(c_out)
+                self.shortcut = None
+                if stride != 1 or c_in != c_out:
+                    self.shortcut = nn.Sequential(
+                        qnn.QuantConv2d(c_in, c_out, 1, stride=stride, bias=False, weight_quant=w),
+                        nn.BatchNorm2d(c_out),
+                    )
+                self.shared = qnn.QuantIdentity(act_quant=bq.Int8ActPerTensorFloat, return_quant_tensor=True)
+                self.relu2 = qnn.QuantReLU(act_quant=a, return_quant_tensor=True)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                y = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+                skip = x if self.shortcut is None else self.shortcut(x)
+                return self.relu2(self.shared(y) + self.shared(skip))
+
+        return nn.Sequential(
+            qnn.QuantIdentity(act_quant=bq.Int8ActPerTensorFloat, return_quant_tensor=True),
+            qnn.QuantConv2d(1, 8, 3, padding=1, bias=False, weight_quant=w),
+            nn.BatchNorm2d(8),
+            qnn.QuantReLU(act_quant=a, return_quant_tensor=True),
+            Block(8, 8, 1),
+            Block(8, 16, 2),
+            nn.AdaptiveAvgPool2d(1),
+            qnn.QuantIdentity(act_quant=a, return_quant_tensor=True),
+            nn.Flatten(),
+            qnn.QuantLinear(16, 10, bias=True, weight_quant=w, bias_quant=bq.Int32Bias),
+        )
+
+
+def _finn_cnv():
+    """FINN's CNV in small: bipolar weights and activations (scale 1), BatchNorm, max pool."""
+    import brevitas.quant as bq
+    from brevitas import nn as qnn
+    from torch import nn
+
+    class Binary(bq.SignedBinaryWeightPerTensorConst):
+        scaling_const = 1.0
+
+    class BinaryAct(bq.SignedBinaryActPerTensorConst):
+        scaling_const = 1.0
+
+    class Ternary2(bq.Int8WeightPerTensorFixedPoint):
+        bit_width = 2
+
+    return nn.Sequential(
+        qnn.QuantIdentity(act_quant=bq.Int8ActPerTensorFixedPoint, bit_width=8, return_quant_tensor=True),
+        qnn.QuantConv2d(1, 16, 3, bias=False, weight_quant=Ternary2),
+        nn.BatchNorm2d(16),
+        qnn.QuantIdentity(act_quant=BinaryAct, return_quant_tensor=True),
+        qnn.QuantConv2d(16, 16, 3, bias=False, weight_quant=Binary),
+        nn.BatchNorm2d(16),
+        qnn.QuantIdentity(act_quant=BinaryAct, return_quant_tensor=True),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        qnn.QuantLinear(16 * 2 * 2, 10, bias=False, weight_quant=Binary),
+    )
+
+
+CNN_ZOO = {
+    "small CNN, power-of-two scales, max pool": (lambda: _small_cnn(), (1, 8, 8)),
+    "small CNN, Brevitas float defaults, BatchNorm": (lambda: _small_cnn(float_scales=True), (1, 8, 8)),
+    "small CNN, average pool": (lambda: _small_cnn(pool="avg"), (1, 8, 8)),
+    "depthwise-separable block, strided, global average": (_depthwise_separable, (3, 10, 10)),
+    "residual network, strided 1x1 shortcut": (_Residual.build, (1, 8, 8)),
+    "FINN CNV-style 1-bit/2-bit": (_finn_cnv, (1, 8, 8)),
+}

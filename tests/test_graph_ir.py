@@ -26,7 +26,7 @@ def _dense(name: str, src: str, dst: str, n_in: int, n_out: int, in_type: FixedT
 
 def residual() -> Network:
     """x -> d1 -> a1 -+-> d2 -> a2 -> add -> d3
-                      +-------------^"""
+    +-------------^"""
     d1 = _dense("d1", "x", "t1", 6, 5, U4, 1)
     a1 = Activation("a1", "t1", "h", (5,), d1.out, True, A4)
     d2 = _dense("d2", "h", "t2", 5, 5, A4, 2)

@@ -21,8 +21,9 @@ MAX_IR_VERSION = 10
 PRODUCER_KEY = "fpga_mpq"  # metadata entry marking a file this tool exported
 
 
-def export_qonnx_file(model: torch.nn.Module, n_features: int, path: Path) -> None:
+def export_qonnx_file(model: torch.nn.Module, input_shape: int | tuple[int, ...], path: Path) -> None:
     """Export and clean into ``path``; the IR version is capped so onnxruntime can load it.
+    ``input_shape`` is one sample's: a feature count, or (C, H, W) for an image.
 
     Brevitas' raw export goes to the system's temporary folder, never beside the user's output.
     """
@@ -35,7 +36,8 @@ def export_qonnx_file(model: torch.nn.Module, n_features: int, path: Path) -> No
     with tempfile.TemporaryDirectory(prefix="fpga_mpq_export_") as tmp:
         raw = Path(tmp) / "raw.onnx"
         with contextlib.redirect_stdout(io.StringIO()):  # torch.onnx's progress lines would break --json
-            export_qonnx(model, input_t=torch.zeros(1, n_features), export_path=str(raw))
+            shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
+            export_qonnx(model, input_t=torch.zeros(1, *shape), export_path=str(raw))
         wrapper = cleanup_model(ModelWrapper(str(raw)))
     wrapper.model.ir_version = min(wrapper.model.ir_version, MAX_IR_VERSION)
     onnx.helper.set_model_props(wrapper.model, {PRODUCER_KEY: "qonnx export"})
@@ -75,8 +77,8 @@ def check_qonnx_equals_brevitas(model: torch.nn.Module, path: Path, x: np.ndarra
     """Run both on ``x``; any difference is a verification failure. Returns the QONNX outputs."""
     model.eval()
     with torch.no_grad():
-        ref = model(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy()
-    got = execute_qonnx(path, x)
+        ref = model(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy().reshape(len(x), -1)
+    got = execute_qonnx(path, x.reshape(len(x), -1))
     if not np.array_equal(ref, got):
         bad = int((ref != got).sum())
         raise VerificationFailed(f"QONNX execution differs from Brevitas in {bad} of {ref.size} outputs")

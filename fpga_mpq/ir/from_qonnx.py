@@ -1,14 +1,19 @@
 """QONNX graph -> exact IR.
 
-The graph is first normalised by the lowering passes (``ir/passes``), then walked in topological
-order as a chain:
+qonnx cleans the graph (constant folding, shape inference), then our lowering passes
+(``ir/passes``) normalise it: shape-only ops go, every dense layer becomes one Gemm reading its
+weight as (n_in, n_out) with its bias absorbed. The builder then visits the nodes in topological
+order with one handler per op type, keeping for every ONNX tensor a ``Value``: the IR tensor it
+derives from and the float ops and scales not yet taken by a layer. So a tensor read twice
+(fan-out) and the Add of two tensors (a residual) need no special case:
 
-- float elementwise ops before the first quantizer stay on the host (``Network.preprocess``);
+- float elementwise ops before the input quantizer stay on the host (``Network.preprocess``);
 - Quant / BipolarQuant on constants fold into integer mantissas;
-- Gemm, or MatMul followed by a constant Add, become ``Dense``;
+- a Gemm becomes a ``Dense`` (a bias off the integer grid waits for the next quantizer);
 - ``[Relu] -> Quant`` with a power-of-two scale and an ap_fixed rounding mode is an ``Activation``
-  (a cast); any other float chain ending in a quantizer (BatchNorm, scale Mul/Div/Sub, bipolar or
-  CEIL/UP quantizers) becomes an exact ``Threshold`` table;
+  (a cast); any other float chain ending in a quantizer (BatchNorm, scale ops, float scales,
+  bipolar or CEIL/UP quantizers) becomes an exact ``Threshold`` table;
+- the Add of two activations is an ``Add`` (both on one scale, as Brevitas requires);
 - float elementwise ops after the last quantizer stay on the host (``Network.postprocess``).
 
 Anything else is rejected with the node's name.
@@ -16,6 +21,7 @@ Anything else is rejected with the node's name.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -28,19 +34,23 @@ from fpga_mpq.errors import BadInput
 from fpga_mpq.ir.network import (
     Activation,
     Add,
+    Conv,
     Dense,
     FloatOp,
     InputQuant,
     Layer,
     Network,
+    Pool,
+    Reshape,
     Softmax,
     Tensor,
     Threshold,
     accumulator_type,
     sum_type,
+    window_shape,
 )
 from fpga_mpq.ir.passes import LOWERING, run_passes
-from fpga_mpq.ir.quant_nodes import QUANT_OPS, FoldedConst, fold_constant, quant_params
+from fpga_mpq.ir.quant_nodes import QUANT_OPS, FoldedConst, attr, fold_constant, quant_params
 from fpga_mpq.ir.real_ops import channel_op
 from fpga_mpq.ir.tabulate import exact_thresholds, tabulate
 from fpga_mpq.ir.types import FixedType, type_for_range
@@ -48,11 +58,16 @@ from fpga_mpq.ir.types import FixedType, type_for_range
 ELEMENTWISE = ("Add", "Sub", "Mul", "Div")
 BIAS_GRID_TOLERANCE = Fraction(1, 1 << 16)  # float32 rounding of input scale x weight scale is 2**-24
 REQUANT_OPS = (*ELEMENTWISE, "Relu", "Clip", "BatchNormalization")
+POOL_OPS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
+SPATIAL_OPS = ("Conv", *POOL_OPS)
+SHAPE_OPS = ("Flatten", "Reshape", "Identity")
+CHANNELS_LAST = "qonnx.custom_op.channels_last"
 
 
 def load_qonnx(path: Path):
     """Load, check the quantizers, clean with qonnx and lower; one clear error for a bad file."""
     from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
     from qonnx.util.cleanup import cleanup_model
 
     path = Path(path)
@@ -78,6 +93,11 @@ def load_qonnx(path: Path):
         model = cleanup_model(raw)
     except Exception as e:
         raise BadInput(f"model file {path}: qonnx cannot clean the graph: {str(e).splitlines()[0]}") from None
+    if any(node.op_type in SPATIAL_OPS for node in model.graph.node):
+        try:
+            model = cleanup_model(model.transform(ConvertToChannelsLastAndClean()))
+        except Exception as e:
+            raise BadInput(f"model file {path}: qonnx cannot convert it to channels last: {_first_line(e)}") from None
     return run_passes(model, LOWERING)
 
 
@@ -177,7 +197,9 @@ class _Builder:
         shape = model.get_tensor_shape(self.input_name)
         if not shape or any(not isinstance(d, int) or d <= 0 for d in shape):
             raise BadInput(f"input {self.input_name}: needs a static shape, got {shape}")
-        self.in_shape = (int(np.prod(shape[1:])) if len(shape) > 1 else int(shape[0]),)
+        self.model_shape = tuple(int(d) for d in shape[1:]) if len(shape) > 1 else (int(shape[0]),)
+        self.spatial = any(node.op_type in SPATIAL_OPS for node in model.graph.node)
+        self.perm: tuple[int, ...] = ()  # the host's transpose of the input to channels last
         self.declared_input = input_type
         self.input: InputQuant | None = None
         self.preprocess: tuple[FloatOp, ...] = ()
@@ -189,6 +211,10 @@ class _Builder:
             "BipolarQuant": self.on_quant,
             "Trunc": self.on_trunc,
             "Gemm": self.on_gemm,
+            "Conv": self.on_conv,
+            "Transpose": self.on_transpose,
+            **dict.fromkeys(POOL_OPS, self.on_pool),
+            **dict.fromkeys(SHAPE_OPS, self.on_shape),
             "Add": self.on_add,
             "Softmax": self.on_softmax,
         }
@@ -247,7 +273,7 @@ class _Builder:
                     "(--input-type, e.g. 'ap_fixed<16,6>')"
                 )
             self.preprocess = self.host_ops(v, "before the input")
-            self.input = InputQuant(self.input_name, self.input_name, self.in_shape, self.declared_input, False)
+            self.input = self.input_quant_layer(self.input_name, self.input_name, self.declared_input, False)
             v = Value(self.input_name)
         elif v.pending:
             ops = [n.op_type for n, _ in v.pending]
@@ -263,6 +289,15 @@ class _Builder:
             v = replace(v, tensor=tensor, pending=())
         self.values[name] = v
         return v
+
+    def input_quant_layer(self, name: str, out: str, t: FixedType, from_model: bool, q=None) -> InputQuant:
+        """The hardware input: a flat vector for a dense network, (H, W, C) pixels for a spatial one."""
+        shape = (math.prod(self.model_shape),)
+        if self.spatial:
+            shape = tuple(self.model_shape[p] for p in self.perm) if self.perm else self.model_shape
+            if len(shape) != 3:
+                raise BadInput(f"input {self.input_name}: shape {self.model_shape} is not one image (C, H, W)")
+        return InputQuant(name, out, shape, t, from_model, q, self.model_shape, self.perm)
 
     # -- handlers ------------------------------------------------------------
     def on_float_op(self, node) -> None:
@@ -301,15 +336,15 @@ class _Builder:
         out = node.output[0]
         cast = q.fixed_type()
         if cast is not None:
-            self.input = InputQuant(node.name, out, self.in_shape, cast, True)
+            self.input = self.input_quant_layer(node.name, out, cast, True)
             return Value(out)
         # bipolar, CEIL/UP or unsigned narrow: the host quantizes, the hardware takes the grid values
         grid = type_for_range(*q.int_range, q.frac)
-        self.input = InputQuant(node.name, out, self.in_shape, grid, True, host_quant=q)
+        self.input = self.input_quant_layer(node.name, out, grid, True, q)
         if q.pow2:
             return Value(out)
         scale = Fraction(float(q.scale.reshape(-1)[0]))
-        return Value(out, extra=np.array([scale] * self.in_shape[-1], dtype=object))
+        return Value(out, extra=np.array([scale] * self.input.shape[-1], dtype=object))
 
     def requantize(self, node, v: Value, cast: FixedType | None, out_frac: int | None) -> str:
         """Power-of-two scales: ``[Relu] -> Quant`` is a cast; any other float chain is tabulated."""
@@ -323,7 +358,8 @@ class _Builder:
                 raise BadInput(f"node {n.name}: op {n.op_type} is not supported before a quantizer")
         nodes = [n for n, _ in v.pending] + [node]
         source = v.source or node.input[0]
-        thresholds, values, out = tabulate(self.model, nodes, source, t.type, t.shape[-1], out_frac)
+        image = len(t.shape) == 3
+        thresholds, values, out = tabulate(self.model, nodes, source, t.type, t.shape[-1], out_frac, image)
         return self.emit(Threshold(nodes[-1].name, t.name, node.output[0], t.shape, t.type, thresholds, values, out))
 
     def float_scale_quant(self, node, v: Value, q) -> Value:
@@ -353,18 +389,55 @@ class _Builder:
 
     def on_gemm(self, node) -> None:
         """A dense layer (the passes made every one a Gemm reading its weight as (n_in, n_out))."""
+        v, t, weight, bias = self.weighted_inputs(node)
+        w = weight.mantissa
+        if w.ndim != 2 or w.shape[0] != t.shape[-1] or len(t.shape) != 1:
+            raise BadInput(f"node {node.name}: weight shape {w.shape} does not fit input shape {t.shape}")
+        b, b_type, acc, value = self.accumulate(node, v, t, w, weight, bias)
+        dense = Dense(node.name, t.name, node.output[0], (w.shape[1],), t.type, w, weight.type, b, b_type, acc)
+        self.values[node.output[0]] = replace(value, tensor=self.emit(dense))
+
+    def on_conv(self, node) -> None:
+        """A channels-last convolution (qonnx's ConvertToChannelsLastAndClean wrote it)."""
+        if node.domain != CHANNELS_LAST:
+            raise BadInput(f"node {node.name}: Conv was not converted to channels last")
+        v, t, weight, bias = self.weighted_inputs(node)
+        if attr(node, "dilations", [1, 1]) != [1, 1] or attr(node, "auto_pad", "NOTSET") != "NOTSET":
+            raise BadInput(f"node {node.name}: Conv with dilation or auto_pad is not supported")
+        if weight.mantissa.ndim != 4 or len(t.shape) != 3:
+            raise BadInput(f"node {node.name}: a 2-D convolution needs (H, W, C) input, got {t.shape}")
+        w = np.ascontiguousarray(weight.mantissa.transpose(1, 2, 3, 0))  # (F, KH, KW, C/g) -> (KH, KW, C/g, F)
+        b, b_type, acc, value = self.accumulate(node, v, t, w.reshape(-1, w.shape[3]), weight, bias)
+        strides, pads = self.window(node, w.shape[:2])
+        conv = Conv(
+            node.name, t.name, node.output[0], (0, 0, 0), t.type, w, weight.type, b, b_type, acc, strides, pads,
+            int(attr(node, "group", 1)),
+        )  # fmt: skip
+        conv = replace(conv, shape=window_shape(conv, t.shape))
+        self.values[node.output[0]] = replace(value, tensor=self.emit(conv))
+
+    def window(self, node, kernel: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+        if list(attr(node, "kernel_shape", kernel)) != list(kernel):
+            raise BadInput(f"node {node.name}: kernel_shape {attr(node, 'kernel_shape', None)} is not {kernel}")
+        strides = tuple(attr(node, "strides", [1, 1]))
+        pads = tuple(attr(node, "pads", [0, 0, 0, 0]))
+        if len(strides) != 2 or len(pads) != 4 or min(strides) < 1 or min(pads) < 0:
+            raise BadInput(f"node {node.name}: strides {strides} and pads {pads} are not those of a 2-D window")
+        return strides, pads
+
+    def weighted_inputs(self, node) -> tuple[Value, Tensor, FoldedConst, FoldedConst | None]:
         if node.input[0] in self.consts:
-            raise BadInput(f"node {node.name}: Gemm with a constant first operand is not supported")
+            raise BadInput(f"node {node.name}: {node.op_type} with a constant first operand is not supported")
         weight = self.const(node, node.input[1])
         bias = self.const(node, node.input[2]) if len(node.input) > 2 and node.input[2] else None
         v = self.fixed(node, node.input[0])
         if v.real_bias is not None:
             raise BadInput(f"node {node.name}: a float-scaled bias must be followed by a quantizer")
-        t = self.tensor(v.tensor)
-        w, w_type = weight.mantissa, weight.type
-        if w.ndim != 2 or w.shape[0] != t.shape[-1]:
-            raise BadInput(f"node {node.name}: weight shape {w.shape} does not fit {t.shape[-1]} inputs")
-        n_out = w.shape[1]
+        return v, self.tensor(v.tensor), weight, bias
+
+    def accumulate(self, node, v: Value, t: Tensor, cols: np.ndarray, weight: FoldedConst, bias: FoldedConst | None):
+        """Bias, accumulator type and output scale of ``x @ cols + bias`` (cols: (fan-in, outputs))."""
+        n_out = cols.shape[1]
         extra = None
         if v.extra is not None or weight.scale is not None:
             extra = self.product_scale(node, v, weight, n_out)
@@ -375,17 +448,72 @@ class _Builder:
         elif bias is not None:
             int_bias = bias
         try:
-            b = np.broadcast_to(int_bias.mantissa, (n_out,)).astype(np.int64)
+            b = np.broadcast_to(int_bias.mantissa.reshape(-1), (n_out,)).astype(np.int64)
         except ValueError:
             shape = int_bias.mantissa.shape
             raise BadInput(f"node {node.name}: bias shape {shape} does not fit {n_out} outputs") from None
         try:
-            acc = accumulator_type(t.type, w, w_type.frac, b, int_bias.type.frac)
+            acc = accumulator_type(t.type, cols, weight.type.frac, b, int_bias.type.frac)
         except BadInput as e:
             raise BadInput(f"node {node.name}: accumulator too wide ({e})") from None
-        shape = (*t.shape[:-1], n_out)
-        tensor = self.emit(Dense(node.name, t.name, node.output[0], shape, t.type, w, w_type, b, int_bias.type, acc))
-        self.values[node.output[0]] = Value(tensor, extra=extra, real_bias=real_bias)
+        return b, int_bias.type, acc, Value(None, extra=extra, real_bias=real_bias)
+
+    def on_pool(self, node) -> None:
+        """MaxPool passes scales through; an average pool is an exact sum whose division by the
+        window size joins the tensor's scale (the next quantizer applies it exactly)."""
+        if node.domain != CHANNELS_LAST:
+            raise BadInput(f"node {node.name}: {node.op_type} was not converted to channels last")
+        v = self.fixed(node, node.input[0])
+        t = self.tensor(v.tensor)
+        if len(t.shape) != 3:
+            raise BadInput(f"node {node.name}: {node.op_type} needs (H, W, C) input, got {t.shape}")
+        if node.op_type.startswith("Global"):
+            kernel, strides, pads = t.shape[:2], (1, 1), (0, 0, 0, 0)
+        else:
+            kernel = tuple(attr(node, "kernel_shape", []))
+            if attr(node, "ceil_mode", 0) or attr(node, "dilations", [1, 1]) != [1, 1] or len(kernel) != 2:
+                raise BadInput(f"node {node.name}: {node.op_type} with ceil_mode or dilation is not supported")
+            strides, pads = self.window(node, kernel)
+        if node.op_type in ("MaxPool", "GlobalMaxPool"):
+            op, out, value = "max", t.type, v
+        else:
+            if any(pads) and attr(node, "count_include_pad", 0) == 0:
+                raise BadInput(f"node {node.name}: a padded AveragePool must count the padding (count_include_pad=1)")
+            k = kernel[0] * kernel[1]
+            out = type_for_range(t.type.min_int * k, t.type.max_int * k, t.type.frac)
+            extra = v.extra if v.extra is not None else np.array([Fraction(1)] * t.shape[-1], dtype=object)
+            value = replace(v, extra=extra / k)  # real_bias passes: the mean of x + b is mean(x) + b
+            op = "sum"
+        pool = Pool(node.name, t.name, node.output[0], (0, 0, 0), t.type, out, op, kernel, strides, pads)
+        pool = replace(pool, shape=window_shape(pool, t.shape))
+        self.values[node.output[0]] = replace(value, tensor=self.emit(pool))
+
+    def on_shape(self, node) -> None:
+        """Flatten / Reshape / Identity: a flat tensor passes through; (H, W, C) pixels become one
+        vector in channels-last order (qonnx folded the NCHW order into the next weights)."""
+        v = self.value(node, node.input[0])
+        target = self.model.get_tensor_shape(node.output[0])
+        if v.tensor is None or v.pending:
+            v = self.fixed(node, node.input[0])
+        t = self.tensor(v.tensor)
+        if node.op_type == "Identity" or len(t.shape) == 1:
+            if target is not None and math.prod(target[1:]) != math.prod(t.shape):
+                raise BadInput(f"node {node.name}: reshapes {t.shape} to {target}")
+            self.values[node.output[0]] = v
+            return
+        if target is None or len(target) != 2 or target[1] != math.prod(t.shape):
+            raise BadInput(f"node {node.name}: only a flatten of (H, W, C) to one vector is supported, not {target}")
+        reshape = Reshape(node.name, t.name, node.output[0], (target[1],), t.type)
+        self.values[node.output[0]] = replace(v, tensor=self.emit(reshape), extra=v.extra, real_bias=v.real_bias)
+
+    def on_transpose(self, node) -> None:
+        """The host's transpose of the model input to channels last (qonnx puts it first)."""
+        v = self.value(node, node.input[0])
+        perm = tuple(attr(node, "perm", []))
+        if node.input[0] != self.input_name or v.pending or self.perm or len(perm) < 2 or perm[0] != 0:
+            raise BadInput(f"node {node.name}: Transpose is only supported on the model input")
+        self.perm = tuple(p - 1 for p in perm[1:])
+        self.values[node.output[0]] = v
 
     @staticmethod
     def real_values(node, bias: FoldedConst, n: int) -> np.ndarray:

@@ -10,7 +10,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from fpga_mpq.errors import BadInput
-from fpga_mpq.ir.network import Activation, Add, Dense, Network, Softmax, Threshold, unsupported_layer
+from fpga_mpq.ir.network import (
+    Activation,
+    Add,
+    Conv,
+    Dense,
+    Network,
+    Pool,
+    Reshape,
+    Softmax,
+    Threshold,
+    unsupported_layer,
+)
 from fpga_mpq.ir.tabulate import apply_threshold
 from fpga_mpq.ir.types import quantize_float, requantize, to_float
 
@@ -54,6 +65,9 @@ def host_input(net: Network, x: np.ndarray) -> np.ndarray:
     x = x.reshape(len(x), -1)
     if x.shape[1] != net.input.n:
         raise BadInput(f"input has {x.shape[1]} features per sample, the model expects {net.input.n}")
+    if net.input.perm:  # the model's own layout (NCHW) to the hardware's channels-last order
+        x = x.reshape(len(x), *net.input.model_shape).transpose(0, *(p + 1 for p in net.input.perm))
+        x = x.reshape(len(x), -1)
     if not np.all(np.isfinite(x)):
         raise BadInput("input holds NaN or infinite values")
     for op in net.preprocess:
@@ -83,6 +97,47 @@ def _dense(layer: Dense, m: np.ndarray) -> np.ndarray:
     return acc.reshape(*m.shape[:-1], layer.n_out)
 
 
+CHUNK_ELEMENTS = 1 << 24  # im2col columns per chunk of samples: bounded memory on large batches
+
+
+def _windows(m: np.ndarray, layer: Conv | Pool, fill: int) -> np.ndarray:
+    """(N, H, W, C) -> (N, OH, OW, KH, KW, C): every window, the padding filled with ``fill``."""
+    pt, pl, pb, pr = layer.pads
+    x = np.pad(m, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=fill)
+    win = np.lib.stride_tricks.sliding_window_view(x, layer.kernel, axis=(1, 2))  # (N, H', W', C, KH, KW)
+    sh, sw = layer.strides
+    return win[:, ::sh, ::sw].transpose(0, 1, 2, 4, 5, 3)
+
+
+def _conv(layer: Conv, m: np.ndarray) -> np.ndarray:
+    """im2col per group onto the exact matmul, a chunk of samples at a time."""
+    kh, kw, cg, f = layer.weight.shape
+    fg = f // layer.groups
+    oh, ow, _ = layer.shape
+    per_sample = oh * ow * kh * kw * cg
+    step = max(1, CHUNK_ELEMENTS // per_sample)
+    shift = layer.out.frac - layer.in_type.frac - layer.weight_type.frac
+    bias = layer.bias << (layer.out.frac - layer.bias_type.frac)
+    out = np.empty((len(m), oh, ow, f), dtype=np.int64)
+    for start in range(0, len(m), step):
+        win = _windows(m[start : start + step], layer, 0)
+        for g in range(layer.groups):
+            cols = win[..., g * cg : (g + 1) * cg].reshape(-1, kh * kw * cg)
+            w = layer.weight[..., g * fg : (g + 1) * fg].reshape(kh * kw * cg, fg)
+            if layer.out.width <= FLOAT64_EXACT_BITS:
+                acc = (cols.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
+            else:
+                acc = cols.astype(np.int64) @ w
+            out[start : start + step, ..., g * fg : (g + 1) * fg] = acc.reshape(-1, oh, ow, fg)
+    return (out << shift) + bias
+
+
+def _pool(layer: Pool, m: np.ndarray) -> np.ndarray:
+    if layer.op == "max":  # a padded position holds the type's minimum: it never wins over a real one
+        return _windows(m, layer, layer.in_type.min_int).max(axis=(3, 4))
+    return _windows(m, layer, 0).sum(axis=(3, 4), dtype=np.int64) << (layer.out.frac - layer.in_type.frac)
+
+
 def _add(layer: Add, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     (ta, tb), frac = layer.in_types, layer.out.frac
     return (a << (frac - ta.frac)) + (b << (frac - tb.frac))
@@ -108,6 +163,13 @@ def run(net: Network, x: np.ndarray) -> Trace:
                 out = requantize(np.maximum(v, 0) if layer.relu else v, layer.in_type.frac, layer.out)
             case Threshold():
                 out = apply_threshold(layer, env[layer.input])
+            case Conv():
+                out = _conv(layer, env[layer.input])
+            case Pool():
+                out = _pool(layer, env[layer.input])
+            case Reshape():
+                v = env[layer.input]
+                out = v.reshape(len(v), *layer.shape)
             case Add():
                 out = _add(layer, *(env[name] for name in layer.inputs))
             case Softmax():

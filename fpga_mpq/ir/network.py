@@ -46,6 +46,10 @@ class InputQuant:
     out: FixedType
     from_model: bool  # False when the model had no input quantizer and the type was declared
     host_quant: QuantParams | None = None  # a quantizer no ap_fixed cast implements: the host applies it
+    # A channels-last network reads the model's input (e.g. NCHW, ``model_shape`` without the
+    # batch) transposed by ``perm``; the host does it, so the hardware sees pixels in order.
+    model_shape: tuple[int, ...] = ()
+    perm: tuple[int, ...] = ()
 
     @property
     def n(self) -> int:
@@ -157,6 +161,89 @@ class Add:
 
 
 @dataclass(frozen=True)
+class Conv:
+    """2-D convolution, channels last: ``(H, W, C) -> (OH, OW, F)`` computed exactly into ``out``.
+
+    ``pads`` are (top, left, bottom, right) zeros; ``groups`` splits the channels (``groups == C``
+    is depthwise). A 1-D convolution is the case ``H == 1``.
+    """
+
+    name: str
+    input: str
+    output: str
+    shape: tuple[int, ...]
+    in_type: FixedType
+    weight: np.ndarray  # int64 (KH, KW, C // groups, F) mantissas of weight_type
+    weight_type: FixedType
+    bias: np.ndarray  # int64 (F,) mantissas of bias_type
+    bias_type: FixedType
+    out: FixedType
+    strides: tuple[int, int]
+    pads: tuple[int, int, int, int]
+    groups: int
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+    @property
+    def kernel(self) -> tuple[int, int]:
+        return self.weight.shape[0], self.weight.shape[1]
+
+    @property
+    def n_out(self) -> int:
+        return self.weight.shape[3]
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Max or sum over windows, channels last; a sum is exact (an average pool's division by the
+    window size travels on as a scale to the next quantizer)."""
+
+    name: str
+    input: str
+    output: str
+    shape: tuple[int, ...]
+    in_type: FixedType
+    out: FixedType
+    op: str  # "max" or "sum"
+    kernel: tuple[int, int]
+    strides: tuple[int, int]
+    pads: tuple[int, int, int, int]  # max: padding never wins; sum: zeros
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+    @property
+    def n_out(self) -> int:
+        return self.shape[-1]
+
+
+@dataclass(frozen=True)
+class Reshape:
+    """A channels-last tensor read as one flat vector (a Flatten before a dense layer): no arithmetic."""
+
+    name: str
+    input: str
+    output: str
+    shape: tuple[int, ...]
+    in_type: FixedType
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+    @property
+    def out(self) -> FixedType:
+        return self.in_type
+
+    @property
+    def n_out(self) -> int:
+        return self.shape[-1]
+
+
+@dataclass(frozen=True)
 class Softmax:
     """Final softmax: not fixed-point exact in any tool; compared with a stated tolerance."""
 
@@ -179,8 +266,8 @@ class Softmax:
         return self.shape[-1]
 
 
-Layer = Dense | Activation | Threshold | Add | Softmax
-ExactLayer = Dense | Activation | Threshold | Add
+Layer = Dense | Conv | Pool | Reshape | Activation | Threshold | Add | Softmax
+ExactLayer = Dense | Conv | Pool | Reshape | Activation | Threshold | Add
 
 
 @dataclass(frozen=True)
@@ -273,6 +360,12 @@ def _output_shape(layer: Layer, in_shapes: list[tuple[int, ...]]) -> tuple[int, 
         if in_shapes[0][-1] != layer.n_in:
             raise BadInput(f"layer {layer.name}: {layer.n_in} weight rows for input shape {in_shapes[0]}")
         return (*in_shapes[0][:-1], layer.n_out)
+    if isinstance(layer, Conv | Pool):
+        return window_shape(layer, in_shapes[0])
+    if isinstance(layer, Reshape):
+        if math.prod(in_shapes[0]) != math.prod(layer.shape):
+            raise BadInput(f"layer {layer.name}: reshapes {in_shapes[0]} to {layer.shape}")
+        return tuple(layer.shape)
     if isinstance(layer, Add):
         if in_shapes[0] != in_shapes[1]:
             raise BadInput(f"layer {layer.name}: adds shapes {in_shapes[0]} and {in_shapes[1]}")
@@ -282,6 +375,27 @@ def _output_shape(layer: Layer, in_shapes: list[tuple[int, ...]]) -> tuple[int, 
     if isinstance(layer, Activation | Threshold | Softmax):
         return in_shapes[0]
     return tuple(layer.shape)
+
+
+def window_out(size: int, kernel: int, stride: int, pad_before: int, pad_after: int) -> int:
+    """Output length of a sliding window (ONNX floor mode)."""
+    return (size + pad_before + pad_after - kernel) // stride + 1
+
+
+def window_shape(layer: Conv | Pool, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The output shape of a convolution or pool on ``shape`` (H, W, C), or an error naming the layer."""
+    if len(shape) != 3:
+        raise BadInput(f"layer {layer.name}: input shape {shape} is not (H, W, C)")
+    (h, w, c), (kh, kw), (sh, sw), (pt, pl, pb, pr) = shape, layer.kernel, layer.strides, layer.pads
+    oh, ow = window_out(h, kh, sh, pt, pb), window_out(w, kw, sw, pl, pr)
+    if oh < 1 or ow < 1:
+        raise BadInput(f"layer {layer.name}: a {kh}x{kw} window does not fit input {shape} with pads {layer.pads}")
+    if isinstance(layer, Conv):
+        if c % layer.groups or layer.weight.shape[2] * layer.groups != c or layer.n_out % layer.groups:
+            weight = layer.weight.shape
+            raise BadInput(f"layer {layer.name}: weight {weight} and {layer.groups} groups for {c} channels")
+        return (oh, ow, layer.n_out)
+    return (oh, ow, c)
 
 
 def unsupported_layer(layer: object, stage: str) -> BadInput:

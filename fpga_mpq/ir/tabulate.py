@@ -26,8 +26,8 @@ MAX_STEPS = 1024  # thresholds per channel
 FLOAT32_EXACT_BITS = 24
 
 
-def _subgraph(model, nodes: list, in_name: str, rows: int, n: int):
-    """A standalone model of ``nodes`` with input ``in_name`` of shape (rows, n)."""
+def _subgraph(model, nodes: list, in_name: str, shape: list[int]):
+    """A standalone model of ``nodes`` with input ``in_name`` of ``shape``."""
     from qonnx.core.modelwrapper import ModelWrapper
 
     needed = {i for node in nodes for i in node.input}
@@ -36,7 +36,7 @@ def _subgraph(model, nodes: list, in_name: str, rows: int, n: int):
     graph = helper.make_graph(
         nodes,
         "requant",
-        [helper.make_tensor_value_info(in_name, TensorProto.FLOAT, [rows, n])],
+        [helper.make_tensor_value_info(in_name, TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
         initializer=inits,
     )
@@ -60,9 +60,12 @@ def _grid_frac(y: np.ndarray, name: str) -> int:
 Table = tuple[np.ndarray, np.ndarray, FixedType]  # thresholds (n, k), values (n, k + 1), output type
 
 
-def tabulate(model, nodes: list, in_name: str, in_type: FixedType, n: int, out_frac: int | None) -> Table:
+def tabulate(
+    model, nodes: list, in_name: str, in_type: FixedType, n: int, out_frac: int | None, image: bool = False
+) -> Table:
     """Execute ``nodes`` on every value of ``in_type`` for ``n`` channels; return the thresholds.
-    ``out_frac=None`` takes the output grid from the values themselves."""
+    ``out_frac=None`` takes the output grid from the values themselves; ``image`` feeds the
+    values as (rows, 1, 1, n) pixels, for channels-last ops."""
     from qonnx.core.onnx_exec import execute_onnx
 
     name = nodes[-1].name
@@ -74,9 +77,10 @@ def tabulate(model, nodes: list, in_name: str, in_type: FixedType, n: int, out_f
         )
     mantissas = np.arange(in_type.min_int, in_type.max_int + 1, dtype=np.int64)
     x = np.ldexp(mantissas.astype(np.float64), -in_type.frac).astype(np.float32)
-    sub, out = _subgraph(model, nodes, in_name, rows, n)
+    shape = [rows, 1, 1, n] if image else [rows, n]
+    sub, out = _subgraph(model, nodes, in_name, shape)
     try:
-        y = execute_onnx(sub, {in_name: np.repeat(x[:, None], n, axis=1)})[out]
+        y = execute_onnx(sub, {in_name: np.repeat(x[:, None], n, axis=1).reshape(shape)})[out]
     except Exception as e:
         raise BadInput(f"node {name}: qonnx cannot execute the ops before it: {e}") from None
     y = np.asarray(y, dtype=np.float64).reshape(rows, n)

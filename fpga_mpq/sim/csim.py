@@ -38,9 +38,10 @@ class CsimResult:
 def random_inputs(net: Network, n: int, seed: int) -> np.ndarray:
     """Inputs across the input type's whole range: uniform beyond both ends (saturating), exact
     rounding ties, and the extremes themselves."""
-    t = net.input.out
+    t, q = net.input.out, net.input.host_quant
     rng = np.random.default_rng(seed)
-    lsb = 2.0**-t.frac
+    # the input's real step: a float-scale quantizer's scale (the hardware takes its integers), else the LSB
+    lsb = float(q.scale.reshape(-1)[0]) if q is not None and not q.pow2 else 2.0**-t.frac
     lo, hi = t.min_int * lsb, t.max_int * lsb
     span = hi - lo + lsb
     x = rng.uniform(lo - 0.25 * span, hi + 0.25 * span, size=(n, net.input.n))

@@ -2,10 +2,28 @@
 
 from fpga_mpq.ir.passes.absorb_bias import AbsorbBiasAdd
 from fpga_mpq.ir.passes.base import Pass, run_passes
+from fpga_mpq.ir.passes.channels_last import ReduceMeanToGlobalPool, SkipTransposePair
 from fpga_mpq.ir.passes.matmul_to_gemm import MatMulToGemm
 from fpga_mpq.ir.passes.remove_flatten import RemoveFlatten
 from fpga_mpq.ir.passes.untranspose_gemm import UntransposeGemm
 
-LOWERING: tuple[Pass, ...] = (RemoveFlatten(), UntransposeGemm(), MatMulToGemm(), AbsorbBiasAdd())
+LOWERING: tuple[Pass, ...] = (
+    SkipTransposePair(),
+    ReduceMeanToGlobalPool(),
+    RemoveFlatten(),
+    UntransposeGemm(),
+    MatMulToGemm(),
+    AbsorbBiasAdd(),
+)
 
-__all__ = ["LOWERING", "AbsorbBiasAdd", "MatMulToGemm", "Pass", "RemoveFlatten", "UntransposeGemm", "run_passes"]
+__all__ = [
+    "LOWERING",
+    "AbsorbBiasAdd",
+    "MatMulToGemm",
+    "Pass",
+    "ReduceMeanToGlobalPool",
+    "RemoveFlatten",
+    "SkipTransposePair",
+    "UntransposeGemm",
+    "run_passes",
+]

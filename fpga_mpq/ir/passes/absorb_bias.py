@@ -7,11 +7,12 @@ from fpga_mpq.ir.passes.base import consumers, is_constant
 
 
 class AbsorbBiasAdd:
-    """One Add per apply, when it is the Gemm's only reader and the Gemm output is not the graph's."""
+    """Every such Add per apply: the Gemm's only reader, the Gemm output not the graph's."""
 
     def apply(self, model):
         outputs = {o.name for o in model.graph.output}
-        for node in model.graph.node:
+        changed = False
+        for node in list(model.graph.node):
             has_bias = len(node.input) > 2 and node.input[2] != ""
             if node.op_type != "Gemm" or has_bias or node.output[0] in outputs:
                 continue
@@ -26,5 +27,5 @@ class AbsorbBiasAdd:
             node.input.append(other)
             node.output[0] = add.output[0]
             model.graph.node.remove(add)
-            return model, True
-        return model, False
+            changed = True
+        return model, changed

@@ -8,16 +8,18 @@ from fpga_mpq.ir.passes.base import is_constant
 
 
 class MatMulToGemm:
-    """One MatMul per apply; only (batch, features) inputs, the shape a Gemm takes."""
+    """Every MatMul with a constant weight per apply; only (batch, features) inputs, as a Gemm takes."""
 
     def apply(self, model):
-        for idx, node in enumerate(model.graph.node):
+        changed = False
+        for idx, node in enumerate(list(model.graph.node)):
             if node.op_type != "MatMul" or not is_constant(model, node.input[1]):
                 continue
             shape = model.get_tensor_shape(node.input[0])
             if shape is None or len(shape) != 2:
                 continue  # left for the builder to name
+            gemm = helper.make_node("Gemm", list(node.input), list(node.output), name=node.name)
             model.graph.node.remove(node)
-            model.graph.node.insert(idx, helper.make_node("Gemm", list(node.input), list(node.output), name=node.name))
-            return model, True
-        return model, False
+            model.graph.node.insert(idx, gemm)  # in place: the graph stays in topological order
+            changed = True
+        return model, changed

@@ -1,4 +1,4 @@
-"""Drop Reshape / Flatten / Identity on the activation path: the IR is already (batch, features)."""
+"""Drop Reshape / Flatten / Identity between (batch, features) tensors: they change nothing."""
 
 from __future__ import annotations
 
@@ -10,19 +10,20 @@ SHAPE_OPS = ("Reshape", "Flatten", "Identity")
 
 
 class RemoveFlatten:
-    """One shape-only node per apply; the driver repeats it until none is left."""
+    """Every flatten of one sample per apply."""
 
     def apply(self, model):
         inits = {i.name for i in model.graph.initializer}
-        for node in model.graph.node:
+        changed = False
+        for node in list(model.graph.node):
             if node.op_type not in SHAPE_OPS or node.input[0] in inits:
                 continue
             src, dst = model.get_tensor_shape(node.input[0]), model.get_tensor_shape(node.output[0])
-            if src is None or dst is None or np.prod(src[1:]) != np.prod(dst[1:]) or len(dst) > 2:
-                continue  # not a flatten of one sample: leave it for the walker to reject
+            if src is None or dst is None or np.prod(src[1:]) != np.prod(dst[1:]) or len(dst) > 2 or len(src) > 2:
+                continue  # it changes a shape: the builder decides (a channels-last image becomes a vector)
             if node.output[0] in {o.name for o in model.graph.output}:
                 continue
             model.graph.node.remove(node)
             rewire(model, node.output[0], node.input[0])
-            return model, True
-        return model, False
+            changed = True
+        return model, changed

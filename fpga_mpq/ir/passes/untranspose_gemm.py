@@ -32,9 +32,10 @@ def _transpose_weight(model, gemm, name: str) -> None:
 
 
 class UntransposeGemm:
-    """One transposed Gemm per apply; alpha, beta and transA are refused here, once."""
+    """Every transposed Gemm per apply; alpha, beta and transA are refused here, once."""
 
     def apply(self, model):
+        changed = False
         for node in model.graph.node:
             if node.op_type != "Gemm":
                 continue
@@ -45,5 +46,5 @@ class UntransposeGemm:
             _transpose_weight(model, node, node.input[1])
             node.attribute.remove(next(a for a in node.attribute if a.name == "transB"))
             node.attribute.append(helper.make_attribute("transB", 0))
-            return model, True
-        return model, False
+            changed = True
+        return model, changed

@@ -1,0 +1,88 @@
+"""What qonnx's ConvertToChannelsLastAndClean leaves in NCHW, made channels last.
+
+qonnx converts Conv, MaxPool and BatchNormalization, and wraps every other op in a Transpose pair
+(NHWC -> NCHW, op, NCHW -> NHWC). For a per-tensor elementwise op or a pool the pair is redundant:
+the op reads the channels-last tensor directly.
+"""
+
+from __future__ import annotations
+
+from onnx import helper
+
+from fpga_mpq.ir.passes.base import consumers, rewire
+from fpga_mpq.ir.quant_nodes import QUANT_OPS, attr
+
+TO_NCHW, TO_NHWC = [0, 3, 1, 2], [0, 2, 3, 1]
+CHANNELS_LAST = "qonnx.custom_op.channels_last"
+ELEMENTWISE = (*QUANT_OPS, "Relu", "Trunc")  # per-tensor: indifferent to the layout
+POOLS = ("AveragePool", "MaxPool", "GlobalAveragePool", "GlobalMaxPool")
+
+
+def _wrapped(model, node):
+    """(first, last) Transposes around ``node`` when it reads an NCHW view and is read back, else None."""
+    first = model.find_producer(node.input[0])
+    readers = consumers(model, node.output[0])
+    if first is None or first.op_type != "Transpose" or list(attr(first, "perm", [])) != TO_NCHW:
+        return None
+    if len(consumers(model, first.output[0])) != 1 or len(readers) != 1:
+        return None
+    last = readers[0]
+    if last.op_type != "Transpose" or list(attr(last, "perm", [])) != TO_NHWC:
+        return None
+    return first, last
+
+
+class SkipTransposePair:
+    """Every per-tensor elementwise op or pool between a Transpose pair reads and writes channels last."""
+
+    def apply(self, model):
+        changed = False
+        for node in list(model.graph.node):
+            if node.op_type not in (*ELEMENTWISE, *POOLS) or node.domain == CHANNELS_LAST:
+                continue
+            pair = _wrapped(model, node)
+            if pair is None or (node.op_type in QUANT_OPS and _per_channel(model, node)):
+                continue
+            first, last = pair
+            node.input[0] = first.input[0]
+            if node.op_type in POOLS:
+                node.domain = CHANNELS_LAST  # the builder reads its attributes in channels-last terms
+            model.graph.node.remove(first)
+            model.graph.node.remove(last)
+            rewire(model, last.output[0], node.output[0])
+            changed = True
+        return model, changed
+
+
+def _per_channel(model, node) -> bool:
+    scale = model.get_initializer(node.input[1]) if len(node.input) > 1 else None
+    return scale is not None and scale.size > 1
+
+
+class ReduceMeanToGlobalPool:
+    """Every mean over an NCHW view's H and W axes (kept) is a channels-last global average pool."""
+
+    def apply(self, model):
+        changed = False
+        for node in list(model.graph.node):
+            if node.op_type != "ReduceMean" or not attr(node, "keepdims", 1):
+                continue
+            axes = attr(node, "axes", None)
+            if axes is None and len(node.input) > 1:
+                const = model.get_initializer(node.input[1])
+                axes = None if const is None else const.tolist()
+            first = model.find_producer(node.input[0])
+            if sorted(a % 4 for a in (axes or [])) != [2, 3] or first is None or first.op_type != "Transpose":
+                continue
+            if list(attr(first, "perm", [])) != TO_NCHW or len(consumers(model, first.output[0])) != 1:
+                continue
+            nodes = model.graph.node
+            index = list(nodes).index(first)  # in its place: the graph stays in topological order
+            new = helper.make_node(
+                "GlobalAveragePool", [first.input[0]], list(node.output), name=node.name, domain=CHANNELS_LAST
+            )
+            nodes.remove(node)
+            nodes.remove(first)
+            nodes.insert(index, new)
+            changed = True
+        return model, changed
