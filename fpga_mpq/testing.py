@@ -376,7 +376,7 @@ class _Residual:
         from brevitas import nn as qnn
         from torch import nn
 
-        w, a = bq.Int8WeightPerTensorFloat, bq.Uint8ActPerTensorFloat
+        w, a, shared = bq.Int8WeightPerTensorFixedPoint, bq.Uint8ActPerTensorFixedPoint, bq.Int8ActPerTensorFixedPoint
 
         class Block(nn.Module):
             def __init__(self, c_in: int, c_out: int, stride: int) -> None:
@@ -392,7 +392,7 @@ class _Residual:
                         qnn.QuantConv2d(c_in, c_out, 1, stride=stride, bias=False, weight_quant=w),
                         nn.BatchNorm2d(c_out),
                     )
-                self.shared = qnn.QuantIdentity(act_quant=bq.Int8ActPerTensorFloat, return_quant_tensor=True)
+                self.shared = qnn.QuantIdentity(act_quant=shared, return_quant_tensor=True)
                 self.relu2 = qnn.QuantReLU(act_quant=a, return_quant_tensor=True)
 
             def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -401,7 +401,7 @@ class _Residual:
                 return self.relu2(self.shared(y) + self.shared(skip))
 
         return nn.Sequential(
-            qnn.QuantIdentity(act_quant=bq.Int8ActPerTensorFloat, return_quant_tensor=True),
+            qnn.QuantIdentity(act_quant=shared, return_quant_tensor=True),
             qnn.QuantConv2d(1, 8, 3, padding=1, bias=False, weight_quant=w),
             nn.BatchNorm2d(8),
             qnn.QuantReLU(act_quant=a, return_quant_tensor=True),
@@ -410,7 +410,7 @@ class _Residual:
             nn.AdaptiveAvgPool2d(1),
             qnn.QuantIdentity(act_quant=a, return_quant_tensor=True),
             nn.Flatten(),
-            qnn.QuantLinear(16, 10, bias=True, weight_quant=w, bias_quant=bq.Int32Bias),
+            qnn.QuantLinear(16, 10, bias=True, weight_quant=w, bias_quant=bq.Int16Bias),
         )
 
 

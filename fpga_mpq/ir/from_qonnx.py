@@ -52,7 +52,7 @@ from fpga_mpq.ir.network import (
 from fpga_mpq.ir.passes import LOWERING, run_passes
 from fpga_mpq.ir.quant_nodes import QUANT_OPS, FoldedConst, attr, fold_constant, quant_params
 from fpga_mpq.ir.real_ops import channel_op
-from fpga_mpq.ir.tabulate import exact_thresholds, tabulate
+from fpga_mpq.ir.tabulate import can_tabulate, exact_thresholds, tabulate
 from fpga_mpq.ir.types import FixedType, type_for_range
 
 ELEMENTWISE = ("Add", "Sub", "Mul", "Div")
@@ -324,10 +324,15 @@ class _Builder:
         v = self.value(node, node.input[0])
         if v.tensor is None:
             self.values[node.output[0]] = self.input_quant(node, v, q)
-        elif v.extra is not None or v.real_bias is not None or not q.pow2:
+        elif v.extra is not None or v.real_bias is not None or not q.pow2 or self.too_wide(v, q):
             self.values[node.output[0]] = self.float_scale_quant(node, v, q)
         else:
             self.values[node.output[0]] = Value(self.requantize(node, v, q.fixed_type(), q.frac))
+
+    def too_wide(self, v: Value, q) -> bool:
+        """A float chain on an input too wide to tabulate: exact rational thresholds instead."""
+        plain_cast = q.fixed_type() is not None and [n.op_type for n, _ in v.pending] in ([], ["Relu"])
+        return not plain_cast and not can_tabulate(self.tensor(v.tensor).type)
 
     def input_quant(self, node, v: Value, q) -> Value:
         if self.input is not None:
@@ -493,6 +498,9 @@ class _Builder:
         vector in channels-last order (qonnx folded the NCHW order into the next weights)."""
         v = self.value(node, node.input[0])
         target = self.model.get_tensor_shape(node.output[0])
+        if v.tensor is None and not self.spatial:  # the host hands the hardware a flat vector anyway
+            self.values[node.output[0]] = v
+            return
         if v.tensor is None or v.pending:
             v = self.fixed(node, node.input[0])
         t = self.tensor(v.tensor)

@@ -60,6 +60,11 @@ def _grid_frac(y: np.ndarray, name: str) -> int:
 Table = tuple[np.ndarray, np.ndarray, FixedType]  # thresholds (n, k), values (n, k + 1), output type
 
 
+def can_tabulate(in_type: FixedType) -> bool:
+    """Small enough to execute the chain on every input value (and exact in float32)."""
+    return in_type.max_int - in_type.min_int + 1 <= MAX_TABLE_ROWS and in_type.width <= FLOAT32_EXACT_BITS
+
+
 def tabulate(
     model, nodes: list, in_name: str, in_type: FixedType, n: int, out_frac: int | None, image: bool = False
 ) -> Table:

@@ -2,7 +2,7 @@
 
 from fpga_mpq.ir.passes.absorb_bias import AbsorbBiasAdd
 from fpga_mpq.ir.passes.base import Pass, run_passes
-from fpga_mpq.ir.passes.channels_last import ReduceMeanToGlobalPool, SkipTransposePair
+from fpga_mpq.ir.passes.channels_last import AbsorbTransposeIntoFlatten, ReduceMeanToGlobalPool, SkipTransposePair
 from fpga_mpq.ir.passes.matmul_to_gemm import MatMulToGemm
 from fpga_mpq.ir.passes.remove_flatten import RemoveFlatten
 from fpga_mpq.ir.passes.untranspose_gemm import UntransposeGemm
@@ -13,12 +13,14 @@ LOWERING: tuple[Pass, ...] = (
     RemoveFlatten(),
     UntransposeGemm(),
     MatMulToGemm(),
+    AbsorbTransposeIntoFlatten(),
     AbsorbBiasAdd(),
 )
 
 __all__ = [
     "LOWERING",
     "AbsorbBiasAdd",
+    "AbsorbTransposeIntoFlatten",
     "MatMulToGemm",
     "Pass",
     "ReduceMeanToGlobalPool",

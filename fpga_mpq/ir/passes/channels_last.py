@@ -86,3 +86,47 @@ class ReduceMeanToGlobalPool:
             nodes.insert(index, new)
             changed = True
         return model, changed
+
+
+class AbsorbTransposeIntoFlatten:
+    """Every NCHW flatten before a dense layer: the dense weight's rows are put in channels-last
+    order instead, and the pixels flow in as they are (qonnx does this for Flatten, not Reshape)."""
+
+    def apply(self, model):
+        changed = False
+        for node in list(model.graph.node):
+            if node.op_type != "Transpose" or list(attr(node, "perm", [])) != TO_NCHW:
+                continue
+            readers = consumers(model, node.output[0])
+            nhwc = model.get_tensor_shape(node.input[0])
+            if len(readers) != 1 or readers[0].op_type not in ("Flatten", "Reshape") or nhwc is None:
+                continue
+            flat = readers[0]
+            gemms = consumers(model, flat.output[0])
+            if len(gemms) != 1 or gemms[0].op_type != "Gemm" or attr(gemms[0], "transB", 0):
+                continue
+            if not _permute_rows(model, gemms[0].input[1], tuple(nhwc[1:])):
+                continue
+            flat.input[0] = node.input[0]
+            model.graph.node.remove(node)
+            changed = True
+        return model, changed
+
+
+def _permute_rows(model, name: str, hwc: tuple[int, ...]) -> bool:
+    """Reorder a (C*H*W, N) weight's rows from NCHW to NHWC flatten order, at its float source."""
+    producer = model.find_producer(name)
+    source = name if producer is None else producer.input[0]
+    if producer is not None and (producer.op_type not in QUANT_OPS or len(consumers(model, name)) != 1):
+        return False
+    value = model.get_initializer(source)
+    scale = None if producer is None else model.get_initializer(producer.input[1])
+    if value is None or len(consumers(model, source)) != 1 or value.ndim != 2 or len(hwc) != 3:
+        return False
+    if scale is not None and scale.ndim == 2 and scale.shape[0] != 1:
+        return False  # a scale per row would have to move too
+    h, w, c = hwc
+    if value.shape[0] != h * w * c:
+        return False
+    model.set_initializer(source, value.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(value.shape))
+    return True
