@@ -22,7 +22,18 @@ import numpy as np
 
 from fpga_mpq.estimate.arith import adder_tree, bit_length, csd_digits
 from fpga_mpq.estimate.model import Cost, Estimate, EstimateConfig, LayerEstimate
-from fpga_mpq.ir.network import Activation, Add, Dense, Network, Softmax, Threshold, unsupported_layer
+from fpga_mpq.ir.network import (
+    Activation,
+    Add,
+    Conv,
+    Dense,
+    Network,
+    Pool,
+    Reshape,
+    Softmax,
+    Threshold,
+    unsupported_layer,
+)
 from fpga_mpq.ir.types import FixedType, Rounding
 
 DSP_MIN_BITS = 10  # narrower products are cheaper in LUTs; HLS binds them there
@@ -132,6 +143,30 @@ def _threshold(layer: Threshold) -> LayerEstimate:
     return LayerEstimate(layer.name, "threshold", Cost(lut, n * layer.out.width), 1, 1, {"thresholds": k})
 
 
+def _conv(layer: Conv, cfg: EstimateConfig) -> LayerEstimate:
+    """io_parallel, fully unrolled: each group of each output pixel is a constant-weight dense layer."""
+    kh, kw, cg, f = layer.weight.shape
+    fg, pixels = f // layer.groups, math.prod(layer.shape[:-1])
+    cost, latency, detail = Cost(), 0, {}
+    for g in range(layer.groups):
+        w = layer.weight[..., g * fg : (g + 1) * fg].reshape(kh * kw * cg, fg)
+        b = layer.bias[g * fg : (g + 1) * fg]
+        dense = Dense(layer.name, "x", "y", (fg,), layer.in_type, w, layer.weight_type, b, layer.bias_type, layer.out)
+        est = _constant_dense(dense, cfg)
+        cost, latency = cost + est.cost, max(latency, est.latency_cycles)
+        detail = {k: detail.get(k, 0) + v for k, v in est.detail.items() if isinstance(v, int)}
+    scaled = Cost(cost.lut * pixels, cost.ff * pixels, cost.dsp * pixels, cost.bram18 * pixels)
+    return LayerEstimate(layer.name, "conv", scaled, latency, 1, detail | {"output_pixels": pixels})
+
+
+def _pool(layer: Pool) -> LayerEstimate:
+    """A comparator (max) or adder (sum) tree per output element over its window."""
+    n, taps = math.prod(layer.shape), layer.kernel[0] * layer.kernel[1]
+    _, bits, levels = adder_tree(taps, layer.in_type.width)
+    per = bits if layer.op == "sum" else (taps - 1) * (layer.in_type.width + 1)  # compare, then select
+    return LayerEstimate(layer.name, f"{layer.op}pool", Cost(n * per, n * layer.out.width), max(1, levels), 1)
+
+
 def _add(layer: Add) -> LayerEstimate:
     """One adder per element as wide as the output, no register (latency mode)."""
     return LayerEstimate(layer.name, "add", Cost(layer.n * layer.out.width, layer.n * layer.out.width), 1, 1)
@@ -166,6 +201,12 @@ def estimate_hls(net: Network, cfg: EstimateConfig) -> Estimate:
                 est = _activation(layer)
             case Threshold():
                 est = _threshold(layer)
+            case Conv():
+                est = _conv(layer, cfg)
+            case Pool():
+                est = _pool(layer)
+            case Reshape():
+                est = LayerEstimate(layer.name, "reshape", Cost(), 0, 1)  # wires
             case Add():
                 est = _add(layer)
             case Softmax():

@@ -60,7 +60,8 @@ def estimate_rtl(net: Network, cfg: EstimateConfig) -> Estimate:
     total_lut = lut_from_costs(cost_by_kind(whole))
     total_ff = FF_PER_REGISTER_BIT * pipe.reg_bits
     layers = rtl_layers(net)
-    combs = [trace_single(layer) for layer in layers]
+    shapes = {name: t.shape for name, t in net.tensors.items()}
+    combs = [trace_single(layer, shapes[layer.inputs[0]]) for layer in layers]
     costs = [cost_by_kind(c) for c in combs]
     delays = [float(np.max(c.latency)) if c.ops else 0.0 for c in combs]
     luts = _share(total_lut, [lut_from_costs(c) for c in costs])

@@ -22,8 +22,11 @@ from fpga_mpq.estimate.parts import check_clock, find_part
 from fpga_mpq.ir.network import (
     Activation,
     Add,
+    Conv,
     Dense,
     Network,
+    Pool,
+    Reshape,
     Softmax,
     Threshold,
     check_reuse_factor,
@@ -36,7 +39,7 @@ HLS4ML_VIVADO = Path(hls4ml.__file__).parent / "templates" / "vivado"
 SOFTMAX_TYPE = FixedType(False, 18, 1, Rounding.RND, Overflow.SAT)
 SOFTMAX_TOLERANCE = 0.02  # absolute, per probability: hls4ml's 1024-entry exp / inverse tables
 BACKENDS = {"vivado": ("vivado_hls", "Vivado HLS"), "vitis": ("vitis_hls", "Vitis HLS")}
-STATIC_HEADERS = ("mpq_threshold.h", "mpq_trace.h", "mpq_weights.h")  # our own HLS C++, copied verbatim
+STATIC_HEADERS = ("mpq_conv.h", "mpq_threshold.h", "mpq_trace.h", "mpq_weights.h")  # our own HLS C++, copied verbatim
 IO_TYPES = {"parallel": "io_parallel", "stream": "io_stream"}
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # ASCII only, unlike str.isidentifier
 MAX_NAME = 64  # the top also names files and the vendor tool's Verilog module
@@ -141,6 +144,11 @@ def _layer_context(net: Network, cfg: HlsConfig) -> tuple[list[dict], dict | Non
     def read(tensor: str) -> str:
         return copies[tensor].pop(0) if tensor in copies else var[tensor]
 
+    shapes = net.tensors
+
+    def in_shape(layer) -> tuple[int, ...]:
+        return shapes[layer.inputs[0]].shape
+
     input_clone = clone(net.input.output, net.input.n)
     ctx = []
     for i, layer in enumerate(exact):
@@ -180,6 +188,7 @@ def _layer_context(net: Network, cfg: HlsConfig) -> tuple[list[dict], dict | Non
                     "op": f"Threshold ({layer.thresholds.shape[1]} per channel: float ops + quantizer, tabulated)",
                     "in_type": to_ap(layer.in_type),
                     "n_thresholds": layer.thresholds.shape[1],
+                    "n_chan": layer.thresholds.shape[0],
                 }
             case Activation():
                 entry = common | {
@@ -188,6 +197,28 @@ def _layer_context(net: Network, cfg: HlsConfig) -> tuple[list[dict], dict | Non
                     "in_type": to_ap(layer.in_type),
                     "relu": layer.relu,
                 }
+            case Conv():
+                kh, kw, cg, f = layer.weight.shape
+                entry = common | {
+                    "kind": "conv",
+                    "op": f"Conv {kh}x{kw}" + (f", {layer.groups} groups" if layer.groups > 1 else ""),
+                    "in_type": to_ap(layer.in_type),
+                    "weight_type": to_ap(layer.weight_type),
+                    "bias_type": to_ap(layer.bias_type),
+                    **_window(layer, in_shape(layer)),
+                    "n_filt": f,
+                    "groups": layer.groups,
+                }
+            case Pool():
+                entry = common | {
+                    "kind": "pool",
+                    "op": f"{'MaxPool' if layer.op == 'max' else 'SumPool'} {layer.kernel[0]}x{layer.kernel[1]}",
+                    "in_type": to_ap(layer.in_type),
+                    "is_max": layer.op == "max",
+                    **_window(layer, in_shape(layer)),
+                }
+            case Reshape():
+                entry = common | {"kind": "reshape", "op": "Flatten", "in_type": to_ap(layer.in_type)}
             case Add():
                 entry = common | {
                     "kind": "add",
@@ -196,11 +227,25 @@ def _layer_context(net: Network, cfg: HlsConfig) -> tuple[list[dict], dict | Non
                 }
             case _:
                 raise unsupported_layer(layer, "the HLS generator")
-        if len(layer.shape) != 1:
-            raise BadInput(f"layer {layer.name}: shape {layer.shape}; the HLS generator takes flat vectors only")
+        if len(layer.shape) != 1 and cfg.io == "stream":
+            raise BadInput(
+                f"layer {layer.name}: shape {layer.shape}; io_stream takes dense networks only (use --io parallel)"
+            )
         var[layer.output], c_type[layer.output] = entry["dst"], f"layer{index}_t"
         ctx.append(entry | {"clone": clone(layer.output, entry["size"])})
     return ctx, input_clone
+
+
+def _window(layer: Conv | Pool, shape: tuple[int, ...]) -> dict:
+    """A sliding window's geometry, in hls4ml's config names."""
+    (h, w, c), (oh, ow, _), (kh, kw), (sh, sw), (pt, pl, pb, pr) = (
+        shape, layer.shape, layer.kernel, layer.strides, layer.pads,
+    )  # fmt: skip
+    return {
+        "in_height": h, "in_width": w, "n_chan": c, "out_height": oh, "out_width": ow, "filt_height": kh,
+        "filt_width": kw, "stride_height": sh, "stride_width": sw, "pad_top": pt, "pad_left": pl,
+        "pad_bottom": pb, "pad_right": pr,
+    }  # fmt: skip
 
 
 def _weight_files(net: Network, layers: list[dict]) -> dict[str, dict]:
@@ -208,7 +253,7 @@ def _weight_files(net: Network, layers: list[dict]) -> dict[str, dict]:
     files = {}
     for layer, ctx in zip(net.exact_layers, layers, strict=True):
         index = ctx["index"]
-        if isinstance(layer, Dense):
+        if isinstance(layer, Dense | Conv):
             arrays = (
                 ("w", layer.weight.ravel(), layer.weight_type, f"weight{index}_t"),
                 ("b", layer.bias, layer.bias_type, f"bias{index}_t"),
@@ -218,7 +263,7 @@ def _weight_files(net: Network, layers: list[dict]) -> dict[str, dict]:
                 ("t", layer.thresholds.ravel(), layer.in_type, ctx["in_c_type"]),
                 ("v", layer.values.ravel(), layer.out, f"layer{index}_t"),
             )
-        elif isinstance(layer, Activation | Add):
+        elif isinstance(layer, Activation | Add | Pool | Reshape):
             continue
         else:
             raise unsupported_layer(layer, "the HLS generator")

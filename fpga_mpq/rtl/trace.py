@@ -21,9 +21,12 @@ from fpga_mpq.errors import BadInput
 from fpga_mpq.ir.network import (
     Activation,
     Add,
+    Conv,
     Dense,
     ExactLayer,
     Network,
+    Pool,
+    Reshape,
     Threshold,
     input_types,
     unsupported_layer,
@@ -82,8 +85,8 @@ def _threshold(x: FixedVariableArray, layer: Threshold) -> FixedVariableArray:
         raise BadInput(f"layer {layer.name}: {k} thresholds per channel; the RTL path takes at most {MAX_THRESHOLDS}")
     step_in, step_out = 2.0**-layer.in_type.frac, 2.0**-layer.out.frac
     channels = []
-    for c in range(n):
-        xc = x[c : c + 1]
+    for i in range(layer.n):  # channels last: element i is channel i % n
+        c, xc = i % n, x[i : i + 1]
         count = sum((xc >= float(t) * step_in for t in layer.thresholds[c]), start=xc * 0)
         values = layer.values[c].astype(np.float64) * step_out
         steps = np.diff(values)
@@ -95,9 +98,58 @@ def _threshold(x: FixedVariableArray, layer: Threshold) -> FixedVariableArray:
     return np.concatenate(channels)
 
 
-def trace_layer(layer: ExactLayer, *xs: FixedVariableArray) -> FixedVariableArray:
-    """One IR layer applied to traced variables (one array per input, flattened)."""
+def _valid_taps(layer: Conv | Pool, shape: tuple[int, ...], oh: int, ow: int) -> list[tuple[int, int, int, int]]:
+    """(kh, kw, ih, iw) of the window at output pixel (oh, ow) that fall inside the image."""
+    (h, w, _), (sh, sw), (pt, pl, _, _) = shape, layer.strides, layer.pads
+    taps = []
+    for kh in range(layer.kernel[0]):
+        for kw in range(layer.kernel[1]):
+            ih, iw = oh * sh + kh - pt, ow * sw + kw - pl
+            if 0 <= ih < h and 0 <= iw < w:
+                taps.append((kh, kw, ih, iw))
+    return taps
+
+
+def _conv(x: FixedVariableArray, layer: Conv, shape: tuple[int, ...]) -> FixedVariableArray:
+    """Per output pixel and group, the window's inputs times the constant weights (padding adds nothing)."""
+    kh_, kw_, cg, f = layer.weight.shape
+    fg, (oh_, ow_, _) = f // layer.groups, layer.shape
+    img = x.reshape(*shape)
+    w = layer.weight.astype(np.float64) * 2.0**-layer.weight_type.frac
+    b = layer.bias.astype(np.float64) * 2.0**-layer.bias_type.frac
+    pixels = []
+    for oh in range(oh_):
+        for ow in range(ow_):
+            taps = _valid_taps(layer, shape, oh, ow)
+            for g in range(layer.groups):
+                cols = np.concatenate([img[ih, iw, g * cg : (g + 1) * cg] for _, _, ih, iw in taps])
+                rows = np.concatenate([w[kh, kw, :, g * fg : (g + 1) * fg] for kh, kw, _, _ in taps])
+                pixels.append(cols @ rows + b[g * fg : (g + 1) * fg])
+    return np.concatenate(pixels)
+
+
+def _pool(x: FixedVariableArray, layer: Pool, shape: tuple[int, ...]) -> FixedVariableArray:
+    img = x.reshape(*shape)
+    pixels = []
+    for oh in range(layer.shape[0]):
+        for ow in range(layer.shape[1]):
+            window = [img[ih, iw] for _, _, ih, iw in _valid_taps(layer, shape, oh, ow)]
+            acc = window[0]
+            for v in window[1:]:
+                acc = np.maximum(acc, v) if layer.op == "max" else acc + v
+            pixels.append(acc)
+    return np.concatenate(pixels)
+
+
+def trace_layer(layer: ExactLayer, shapes: list[tuple[int, ...]], *xs: FixedVariableArray) -> FixedVariableArray:
+    """One IR layer applied to traced variables (one flat array per input, of ``shapes``)."""
     match layer:
+        case Conv():
+            return _conv(xs[0], layer, shapes[0])
+        case Pool():
+            return _pool(xs[0], layer, shapes[0])
+        case Reshape():
+            return xs[0]  # channels-last order is already the flat order
         case Dense():
             w = layer.weight.astype(np.float64) * 2.0**-layer.weight_type.frac
             b = layer.bias.astype(np.float64) * 2.0**-layer.bias_type.frac
@@ -122,11 +174,14 @@ class Traced:
     layers: tuple[str, ...]
 
 
+MAX_MACS = 200_000  # constant multiplications in one design: beyond this da4ml's compile takes too long
+
+
 def rtl_layers(net: Network) -> tuple[ExactLayer, ...]:
-    """The layers the RTL design implements: everything up to the logits."""
-    for layer in net.exact_layers:
-        if len(layer.shape) != 1:
-            raise BadInput(f"layer {layer.name}: shape {layer.shape}; the RTL path takes flat vectors only")
+    """The layers the RTL design implements: everything up to the logits (fully unrolled, so small)."""
+    macs = sum(la.weight.size * math.prod(la.shape[:-1]) for la in net.exact_layers if isinstance(la, Dense | Conv))
+    if macs > MAX_MACS:
+        raise BadInput(f"the network has {macs} multiplications; the RTL path takes at most {MAX_MACS} (unrolled)")
     return net.exact_layers
 
 
@@ -134,19 +189,21 @@ def trace_network(net: Network) -> Traced:
     """The whole fixed-point network as one da4ml combinational function."""
     inp = FixedVariableArrayInput(net.input.n, hwconf=HW)
     env = {net.input.output: quantize(inp, *kif(net.input.out))}
-    layers = rtl_layers(net)
+    layers, shapes = rtl_layers(net), {name: t.shape for name, t in net.tensors.items()}
     for layer in layers:
-        env[layer.output] = trace_layer(layer, *(env[name] for name in layer.inputs))
+        env[layer.output] = trace_layer(layer, [shapes[n] for n in layer.inputs], *(env[n] for n in layer.inputs))
     last = layers[-1]
     return Traced(comb_trace(inp, env[last.output]), last.out.frac, last.output, tuple(la.name for la in layers))
 
 
-def trace_single(layer: ExactLayer) -> CombLogic:
-    """One layer alone, from its declared input types: what the estimator costs per layer."""
+def trace_single(layer: ExactLayer, in_shape: tuple[int, ...] | None = None) -> CombLogic:
+    """One layer alone, from its declared input types (and input shape, for windows and reshapes):
+    what the estimator costs per layer."""
+    in_shape = in_shape or ((layer.n_in,) if isinstance(layer, Dense) else tuple(layer.shape))
     xs = []
     for t in input_types(layer):
-        n = layer.n_in if isinstance(layer, Dense) else math.prod(layer.shape)
+        n = math.prod(in_shape)
         k, i, f = kif(t)
         xs.append(FixedVariableArray.from_kif(np.full(n, k), np.full(n, i), np.full(n, f), hwconf=HW))
     inp = xs[0] if len(xs) == 1 else np.concatenate(xs)
-    return comb_trace(inp, trace_layer(layer, *xs))
+    return comb_trace(inp, trace_layer(layer, [in_shape] * len(xs), *xs))

@@ -1,6 +1,6 @@
 // fpga_mpq: exact requantisation by per-channel thresholds (BatchNorm, float scale ops, bipolar or
-// CEIL/UP quantizers folded at generation time). Channel i outputs values[i][k], where k counts the
-// thresholds t <= x of channel i; thresholds ascend per channel.
+// CEIL/UP quantizers folded at generation time). Element i is channel c = i % n_chan (channels
+// last); it outputs values[c][k], where k counts the thresholds t <= x of channel c (ascending).
 #ifndef MPQ_THRESHOLD_H_
 #define MPQ_THRESHOLD_H_
 
@@ -11,26 +11,27 @@ namespace mpq {
 
 template <class data_T, class res_T, typename CONFIG_T>
 void threshold(data_T data[CONFIG_T::n_in], res_T res[CONFIG_T::n_in],
-               const typename CONFIG_T::threshold_t thresholds[CONFIG_T::n_in * CONFIG_T::n_thresholds],
-               const res_T values[CONFIG_T::n_in * (CONFIG_T::n_thresholds + 1)]) {
+               const typename CONFIG_T::threshold_t thresholds[CONFIG_T::n_chan * CONFIG_T::n_thresholds],
+               const res_T values[CONFIG_T::n_chan * (CONFIG_T::n_thresholds + 1)]) {
     #pragma HLS PIPELINE
-Channel:
+Element:
     for (unsigned i = 0; i < CONFIG_T::n_in; i++) {
         #pragma HLS UNROLL
+        const unsigned c = i % CONFIG_T::n_chan;
         unsigned k = 0;
     Compare:
         for (unsigned t = 0; t < CONFIG_T::n_thresholds; t++) {
             #pragma HLS UNROLL
-            k += data[i] >= thresholds[i * CONFIG_T::n_thresholds + t];
+            k += data[i] >= thresholds[c * CONFIG_T::n_thresholds + t];
         }
-        res[i] = values[i * (CONFIG_T::n_thresholds + 1) + k];
+        res[i] = values[c * (CONFIG_T::n_thresholds + 1) + k];
     }
 }
 
 template <class data_T, class res_T, typename CONFIG_T>
 void threshold(hls::stream<data_T> &data, hls::stream<res_T> &res,
-               const typename CONFIG_T::threshold_t thresholds[CONFIG_T::n_in * CONFIG_T::n_thresholds],
-               const typename res_T::value_type values[CONFIG_T::n_in * (CONFIG_T::n_thresholds + 1)]) {
+               const typename CONFIG_T::threshold_t thresholds[CONFIG_T::n_chan * CONFIG_T::n_thresholds],
+               const typename res_T::value_type values[CONFIG_T::n_chan * (CONFIG_T::n_thresholds + 1)]) {
     #pragma HLS PIPELINE
     data_T in = data.read();
     res_T out;
