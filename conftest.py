@@ -88,3 +88,24 @@ def lower(draw: MlpDraw, path: Path):
     except BadInput as e:
         assume("tabulate" not in str(e) and "too many for thresholds" not in str(e))
         raise
+
+
+@pytest.fixture(scope="session")
+def cnn_onnx(tmp_path_factory):
+    """A function: a ``CNN_ZOO`` network by name, exported to QONNX once per session and checked
+    (Brevitas == qonnx exactly on 200 random images)."""
+    from fpga_mpq.export import check_qonnx_equals_brevitas, export_qonnx_file
+    from fpga_mpq.testing import brevitas_cnn
+
+    paths: dict[str, Path] = {}
+
+    def export(name: str) -> Path:
+        if name not in paths:
+            model, shape = brevitas_cnn(name)
+            paths[name] = tmp_path_factory.mktemp("cnn") / "m.onnx"
+            export_qonnx_file(model, shape, paths[name])
+            x = np.random.default_rng(0).normal(0, 1.5, (200, *shape)).astype(np.float32)
+            check_qonnx_equals_brevitas(model, paths[name], x)
+        return paths[name]
+
+    return export

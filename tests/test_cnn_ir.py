@@ -13,36 +13,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fpga_mpq.export import check_qonnx_equals_brevitas, execute_qonnx, export_qonnx_file
+from fpga_mpq.export import execute_qonnx
 from fpga_mpq.ir.from_qonnx import network_from_qonnx
 from fpga_mpq.ir.golden import run
 from fpga_mpq.ir.network import Add, Conv, Pool
 from fpga_mpq.sim.csim import random_inputs
-from fpga_mpq.testing import CNN_ZOO, brevitas_cnn
+from fpga_mpq.testing import CNN_ZOO
 
 SAMPLE_BOUND = 0.005  # share of samples whose output may differ (qonnx's float32 BatchNorm)
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """Each zoo network exported once (and checked: Brevitas == qonnx), by name."""
-    paths = {}
-
-    def export(name: str):
-        if name not in paths:
-            model, shape = brevitas_cnn(name)
-            paths[name] = tmp_path_factory.mktemp("cnn") / "m.onnx"
-            export_qonnx_file(model, shape, paths[name])
-            x = np.random.default_rng(0).normal(0, 1.5, (200, *shape)).astype(np.float32)
-            check_qonnx_equals_brevitas(model, paths[name], x)
-        return paths[name]
-
-    return export
-
-
 @pytest.mark.parametrize("name", list(CNN_ZOO))
-def test_golden_equals_qonnx_on_the_cnn_zoo(exported, name):
-    path = exported(name)
+def test_golden_equals_qonnx_on_the_cnn_zoo(cnn_onnx, name):
+    path = cnn_onnx(name)
     net = network_from_qonnx(path)
     x = random_inputs(net, 2000, seed=1)
     ref = execute_qonnx(path, x).astype(np.float64)
@@ -59,8 +42,8 @@ def test_the_cnn_zoo_exercises_every_spatial_layer():
     assert {"QuantConv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d"} <= kinds
 
 
-def test_conv_layers_keep_stride_padding_and_groups(exported):
-    net = network_from_qonnx(exported("depthwise-separable block, strided, global average"))
+def test_conv_layers_keep_stride_padding_and_groups(cnn_onnx):
+    net = network_from_qonnx(cnn_onnx("depthwise-separable block, strided, global average"))
     convs = [la for la in net.layers if isinstance(la, Conv)]
     assert [(c.strides, c.pads, c.groups) for c in convs] == [
         ((2, 2), (1, 1, 1, 1), 1),
@@ -72,7 +55,18 @@ def test_conv_layers_keep_stride_padding_and_groups(exported):
     assert pool.op == "sum" and pool.kernel == (5, 5) and pool.shape == (1, 1, 12)
 
 
-def test_residual_blocks_add_two_branches(exported):
-    net = network_from_qonnx(exported("residual network, strided 1x1 shortcut"))
+def test_residual_blocks_add_two_branches(cnn_onnx):
+    net = network_from_qonnx(cnn_onnx("residual network, strided 1x1 shortcut"))
     adds = [la for la in net.layers if isinstance(la, Add)]
     assert [a.shape for a in adds] == [(8, 8, 8), (4, 4, 16)]
+
+
+def test_hls_estimate_costs_each_conv_per_output_pixel(cnn_onnx):
+    from fpga_mpq.estimate import EstimateConfig, estimate_hls, find_part
+
+    net = network_from_qonnx(cnn_onnx("depthwise-separable block, strided, global average"))
+    est = estimate_hls(net, EstimateConfig(find_part("xczu9eg")))
+    convs = [la for la in est.layers if la.kind == "conv"]
+    assert [la.detail["output_pixels"] for la in convs] == [25, 25, 25]
+    assert all(la.cost.lut > 0 for la in convs)
+    assert [la.kind for la in est.layers if la.kind.endswith("pool")] == ["sumpool"]

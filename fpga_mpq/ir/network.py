@@ -36,8 +36,32 @@ class Tensor:
         return math.prod(self.shape)
 
 
+class _Sized:
+    """Sizes of a layer's output, from its ``shape`` (channels last)."""
+
+    shape: tuple[int, ...]
+
+    @property
+    def n(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def n_out(self) -> int:
+        return self.shape[-1]
+
+
+class _Unary(_Sized):
+    """A layer reading one tensor, ``input``."""
+
+    input: str
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+
 @dataclass(frozen=True)
-class InputQuant:
+class InputQuant(_Sized):
     """The float input cast to the hardware input type (the model's first quantizer, or a declared type)."""
 
     name: str  # the quantizer node (or the graph input, when the type was declared)
@@ -51,13 +75,9 @@ class InputQuant:
     model_shape: tuple[int, ...] = ()
     perm: tuple[int, ...] = ()
 
-    @property
-    def n(self) -> int:
-        return math.prod(self.shape)
-
 
 @dataclass(frozen=True)
-class Dense:
+class Dense(_Unary):
     """``y = x @ weight + bias`` along the last axis, computed exactly into ``out`` (the accumulator type)."""
 
     name: str
@@ -72,10 +92,6 @@ class Dense:
     out: FixedType
 
     @property
-    def inputs(self) -> tuple[str, ...]:
-        return (self.input,)
-
-    @property
     def n_in(self) -> int:
         return self.weight.shape[0]
 
@@ -85,7 +101,7 @@ class Dense:
 
 
 @dataclass(frozen=True)
-class Activation:
+class Activation(_Unary):
     """Optional ReLU, then a cast to ``out`` with its rounding and overflow modes (a QONNX Quant)."""
 
     name: str
@@ -96,21 +112,9 @@ class Activation:
     relu: bool
     out: FixedType
 
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return (self.input,)
-
-    @property
-    def n(self) -> int:
-        return math.prod(self.shape)
-
-    @property
-    def n_out(self) -> int:
-        return self.shape[-1]
-
 
 @dataclass(frozen=True)
-class Threshold:
+class Threshold(_Unary):
     """Any monotone-per-channel requantisation (BatchNorm, scale Mul/Div/Sub, float-scale or bipolar
     quantizers) as exact integer thresholds on the accumulator, FINN-style.
 
@@ -127,21 +131,9 @@ class Threshold:
     values: np.ndarray  # int64 (channels, k + 1) mantissas of out
     out: FixedType
 
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return (self.input,)
-
-    @property
-    def n(self) -> int:
-        return math.prod(self.shape)
-
-    @property
-    def n_out(self) -> int:
-        return self.shape[-1]
-
 
 @dataclass(frozen=True)
-class Add:
+class Add(_Sized):
     """The exact sum of two tensors of one shape (a residual connection): ``out`` holds every sum."""
 
     name: str
@@ -151,17 +143,9 @@ class Add:
     in_types: tuple[FixedType, FixedType]
     out: FixedType
 
-    @property
-    def n(self) -> int:
-        return math.prod(self.shape)
-
-    @property
-    def n_out(self) -> int:
-        return self.shape[-1]
-
 
 @dataclass(frozen=True)
-class Conv:
+class Conv(_Unary):
     """2-D convolution, channels last: ``(H, W, C) -> (OH, OW, F)`` computed exactly into ``out``.
 
     ``pads`` are (top, left, bottom, right) zeros; ``groups`` splits the channels (``groups == C``
@@ -183,10 +167,6 @@ class Conv:
     groups: int
 
     @property
-    def inputs(self) -> tuple[str, ...]:
-        return (self.input,)
-
-    @property
     def kernel(self) -> tuple[int, int]:
         return self.weight.shape[0], self.weight.shape[1]
 
@@ -196,7 +176,7 @@ class Conv:
 
 
 @dataclass(frozen=True)
-class Pool:
+class Pool(_Unary):
     """Max or sum over windows, channels last; a sum is exact (an average pool's division by the
     window size travels on as a scale to the next quantizer)."""
 
@@ -211,17 +191,9 @@ class Pool:
     strides: tuple[int, int]
     pads: tuple[int, int, int, int]  # max: padding never wins; sum: zeros
 
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return (self.input,)
-
-    @property
-    def n_out(self) -> int:
-        return self.shape[-1]
-
 
 @dataclass(frozen=True)
-class Reshape:
+class Reshape(_Unary):
     """A channels-last tensor read as one flat vector (a Flatten before a dense layer): no arithmetic."""
 
     name: str
@@ -231,20 +203,12 @@ class Reshape:
     in_type: FixedType
 
     @property
-    def inputs(self) -> tuple[str, ...]:
-        return (self.input,)
-
-    @property
     def out(self) -> FixedType:
         return self.in_type
 
-    @property
-    def n_out(self) -> int:
-        return self.shape[-1]
-
 
 @dataclass(frozen=True)
-class Softmax:
+class Softmax(_Unary):
     """Final softmax: not fixed-point exact in any tool; compared with a stated tolerance."""
 
     name: str
@@ -252,18 +216,6 @@ class Softmax:
     output: str
     shape: tuple[int, ...]
     in_type: FixedType
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return (self.input,)
-
-    @property
-    def n(self) -> int:
-        return math.prod(self.shape)
-
-    @property
-    def n_out(self) -> int:
-        return self.shape[-1]
 
 
 Layer = Dense | Conv | Pool | Reshape | Activation | Threshold | Add | Softmax
