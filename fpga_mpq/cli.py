@@ -248,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     # qonnx warns on every load of a FINN-era model; the user can do nothing about it
     warnings.filterwarnings("ignore", message="Some old-style domain attributes")
     warnings.filterwarnings("ignore", message="fast_hadamard_transform package not found")
+    warnings.filterwarnings("ignore", message="Could not find weight initializer")  # qonnx, on quantized weights
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
