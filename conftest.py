@@ -109,3 +109,11 @@ def cnn_onnx(tmp_path_factory):
         return paths[name]
 
     return export
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child the test will Ctrl-C: a suite started in the background (``&``,
+    nohup, some CI runners) ignores SIGINT, and a child would inherit that and never see it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

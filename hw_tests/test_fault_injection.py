@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import FUZZ
+from conftest import FUZZ, interruptible
 
 RUNS = 24 if FUZZ else 3
 
@@ -41,7 +41,9 @@ def _tree(folder: Path) -> dict[str, str]:
 
 def _run(args: list[str], out: Path) -> tuple[subprocess.Popen, float]:
     cmd = [sys.executable, "-m", "fpga_mpq.cli", *args, "-o", str(out)]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True), time.monotonic()
+    return subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible
+    ), time.monotonic()
 
 
 @pytest.mark.parametrize("command", ["generate", "flow", "search"])

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import interruptible
+
 
 def _children(pid: int) -> list[int]:
     """Processes whose parent is ``pid`` (they run in their own session, so not in its group)."""
@@ -39,7 +41,7 @@ def _alive(pid: int) -> bool:
 def test_yosys_ends_with_the_tool(zoo, tmp_path, sig):
     cmd = [sys.executable, "-m", "fpga_mpq.cli", "synth", str(zoo / "qkeras_jettagging.onnx")]
     cmd += ["-o", str(tmp_path / "rtl"), "--input-type", "ap_fixed<16,6>"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     deadline = time.monotonic() + 300
     children: list[int] = []
     while not children and proc.poll() is None and time.monotonic() < deadline:
