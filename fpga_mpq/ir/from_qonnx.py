@@ -512,7 +512,7 @@ class _Builder:
         if target is None or len(target) != 2 or target[1] != math.prod(t.shape):
             raise BadInput(f"node {node.name}: only a flatten of (H, W, C) to one vector is supported, not {target}")
         reshape = Reshape(node.name, t.name, node.output[0], (target[1],), t.type)
-        self.values[node.output[0]] = replace(v, tensor=self.emit(reshape), extra=v.extra, real_bias=v.real_bias)
+        self.values[node.output[0]] = replace(v, tensor=self.emit(reshape))
 
     def on_transpose(self, node) -> None:
         """The host's transpose of the model input to channels last (qonnx puts it first)."""
