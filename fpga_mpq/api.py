@@ -84,7 +84,7 @@ def generate(
 
     target = check_output(out, [model], force)
     net = _load_network(model, input_type)
-    cfg.check(net)
+    cfg = cfg.resolved(net)  # io left out: io_stream for a CNN; the project's metadata records the choice
     with atomic_dir(target, "generate") as tmp:
         write_project(net, cfg, tmp, Path(model).name)
         onnx.save(onnx.load(str(model)), str(tmp / PROJECT_MODEL))  # external weights, if any, inlined

@@ -28,7 +28,7 @@ def _hls_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--part", default=HlsConfig.part)
     p.add_argument("--clock", type=float, default=HlsConfig.clock_ns, help="clock period in ns")
     p.add_argument("--reuse-factor", type=int, default=1)
-    p.add_argument("--io", choices=["parallel", "stream"], default="parallel")
+    p.add_argument("--io", choices=["parallel", "stream"], help="default: stream for a CNN, parallel for an MLP")
     p.add_argument("--top", default=HlsConfig.top, help="name of the top function")
 
 

@@ -123,3 +123,53 @@ def test_estimate_cli_rejects_bad_settings_with_exit_2(default_onnx, tmp_path, c
     assert main(["estimate", str(default_onnx), "-o", str(tmp_path / "r"), *args]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def small_stream_cnn() -> Network:
+    """4x4x2 image -> conv 3x3 pad 1 (3 filters) -> ReLU -> max pool 2x2 -> flatten -> dense 12x2."""
+    from fpga_mpq.ir.network import Activation, Conv, Pool, Reshape
+    from fpga_mpq.ir.types import Overflow, Rounding
+
+    rng = np.random.default_rng(0)
+    u4, w4 = FixedType(False, 4, 4), FixedType(True, 4, 4)
+    act = FixedType(False, 4, 4, Rounding.RND_CONV, Overflow.SAT)
+    cw, cb = rng.integers(-7, 8, size=(3, 3, 2, 3)), np.zeros(3, dtype=np.int64)
+    c_acc = accumulator_type(u4, cw.reshape(18, 3), 0, cb, 0)
+    dw, db = rng.integers(-7, 8, size=(12, 2)), np.zeros(2, dtype=np.int64)
+    d_acc = accumulator_type(act, dw, 0, db, 0)
+    layers = (
+        Conv("conv", "x", "c", (4, 4, 3), u4, cw, w4, cb, w4, c_acc, (1, 1), (1, 1, 1, 1), 1),
+        Activation("relu", "c", "r", (4, 4, 3), c_acc, True, act),
+        Pool("pool", "r", "p", (2, 2, 3), act, act, "max", (2, 2), (2, 2), (0, 0, 0, 0)),
+        Reshape("flat", "p", "f", (12,), act),
+        Dense("dense", "f", "y", (2,), act, dw, w4, db, w4, d_acc),
+    )
+    return Network(InputQuant("in", "x", (4, 4, 2), u4, True), layers)
+
+
+def test_fifo_and_line_buffer_memories_follow_the_stated_rule():
+    from fpga_mpq.estimate.hls import fifo_cost, line_buffer_cost
+
+    assert fifo_cost(2, 24).ff == 48 and fifo_cost(2, 24).lut == 0  # shallow: registers
+    assert fifo_cost(8, 24).lut == 24 and fifo_cost(8, 24).bram18 == 0  # 192 bits: SRL32
+    assert fifo_cost(19, 64).bram18 == 2  # 1216 bits: BRAM18, 64 bits wide = two 36-bit halves
+    assert line_buffer_cost(2, 6, 8).lut == 3  # 96 bits: SRL32
+    assert line_buffer_cost(2, 10, 64).bram18 == 4  # 1280 bits: a BRAM18 per row and 36 bits
+
+
+def test_stream_cnn_estimate_prices_line_buffers_fifos_and_the_dataflow_interval():
+    net = small_stream_cnn()
+    est = estimate_hls(net, EstimateConfig(CFG.part, io="stream"))
+    conv, relu, pool, flat, dense = est.layers
+    # conv: 2 rows of the 6-pixel padded width, 2 channels of 4 bits; output 0 needs the padded
+    # pixel (2, 2) = real pixel (1, 1): 4 + 2 = 6 pixels read, then one pipeline stage
+    assert conv.detail["line_buffer_bits"] == 2 * 6 * 2 * 4 and conv.latency_cycles == 6 + 1
+    assert conv.detail["fifo_bits"] == 2 * 2 * 4 + 2 * 3 * net.layers[0].out.width  # padding + output FIFO
+    assert conv.ii == 16 and relu.ii == 16 and relu.latency_cycles == 1 + 1
+    # hls4ml's max pool: 1 row of 4 pixels x 3 channels x 4 bits; output 0 after pixel (1, 1)
+    assert pool.detail["line_buffer_bits"] == 48 and pool.latency_cycles == 4 + 2 + 1
+    assert flat.cost.lut == 0 and flat.latency_cycles == 0 and flat.detail["fifo_depths"] == []
+    assert dense.detail["pixels_in"] == 4 and dense.ii == 4 + 1  # reads the 4 pooled pixels, then one dense
+    assert est.ii == 16
+    assert est.latency_cycles == sum(la.latency_cycles for la in est.layers) + 16
+

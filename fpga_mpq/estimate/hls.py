@@ -12,6 +12,16 @@ see ``rtl.py``). Its rules, all from the exact types and the constant weights:
   ``BRAM_MIN_BITS``, else LUTRAM).
 * Pipelining: HLS schedules with 12.5 % clock uncertainty; a register stage goes in each time the
   logic delay reaches the remaining period, and every cut registers the values alive there.
+* io_stream CNNs (one array per pixel, see ``fpga_mpq/hls/stream.py``): each kernel exists once and
+  takes one pixel every ``reuse`` cycles. Line buffers hold (kh - 1) rows of the padded width, every
+  channel, ``bits`` each (our window pool: kh rows): in BRAM18 when a buffer holds at least
+  ``BRAM_MIN_BITS`` (one BRAM18 per row and 36 bits of channels, per 512 pixels of width), else
+  shift registers in LUTs (SRL32: 32 bits per LUT). A FIFO of ``depth`` arrays of ``width`` bits:
+  registers when ``depth <= 2``, else BRAM18 from ``BRAM_MIN_BITS`` on (``ceil(width/36) *
+  ceil(depth/512)``), else SRL32 LUTs (``width * ceil(depth/32)``). Dataflow timing: a layer's II
+  is the pixels it reads times its per-pixel interval; its fill delay the pixels it reads before its
+  first output (times that interval) plus its pipeline depth; the design's II is the slowest
+  layer's, its latency the sum of the fill delays plus that II.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from fpga_mpq.ir.types import FixedType, Rounding
 
 DSP_MIN_BITS = 10  # narrower products are cheaper in LUTs; HLS binds them there
 BRAM_MIN_BITS = 1024
+SOFTMAX_BITS = 18  # hls4ml's softmax output type here
 UNCERTAINTY = 0.875  # Vivado/Vitis HLS default clock uncertainty: 12.5 %
 LUT_DELAY_NS = {"7series": 0.65, "ultrascale+": 0.45}  # one LUT level plus its routing
 CARRY_DELAY_NS = {"7series": 0.03, "ultrascale+": 0.015}  # per carry-chain bit
@@ -191,6 +202,8 @@ def _stream_fifo(layer: LayerEstimate, bits: int) -> LayerEstimate:
 
 def estimate_hls(net: Network, cfg: EstimateConfig) -> Estimate:
     """Per-layer resources and latency of the generated HLS project on ``cfg.part``."""
+    if cfg.io == "stream" and any(isinstance(la, Conv | Pool) for la in net.layers):
+        return _stream_cnn(net, cfg)
     layers = []
     for layer in net.layers:
         match layer:
@@ -217,6 +230,113 @@ def estimate_hls(net: Network, cfg: EstimateConfig) -> Estimate:
             est = _stream_fifo(est, math.prod(layer.shape) * layer.out.width)
         layers.append(est)
     return Estimate("hls", cfg, tuple(layers))
+
+
+def fifo_cost(depth: int, width: int) -> Cost:
+    """One FIFO of ``depth`` arrays of ``width`` bits (rule in the module docstring)."""
+    if depth <= 2:
+        return Cost(0, depth * width)
+    if depth * width >= BRAM_MIN_BITS:
+        return Cost(bram18=math.ceil(width / 36) * math.ceil(depth / 512))
+    return Cost(width * math.ceil(depth / 32))
+
+
+def line_buffer_cost(rows: int, width: int, chan_bits: int) -> Cost:
+    """``rows`` rows of ``width`` pixels of ``chan_bits`` bits (every channel side by side)."""
+    bits = rows * width * chan_bits
+    if bits >= BRAM_MIN_BITS:
+        return Cost(bram18=rows * math.ceil(chan_bits / 36) * math.ceil(width / 512))
+    return Cost(math.ceil(bits / 32))
+
+
+def _window_kernel(layer: Conv, cfg: EstimateConfig) -> LayerEstimate:
+    """The products of one window, built once: full convolution one dense layer of (kh*kw*C, F),
+    depthwise one (kh*kw, 1) per channel."""
+    kh, kw, cg, f = layer.weight.shape
+    cost, latency, detail = Cost(), 0, {}
+    for g in range(layer.groups):
+        fg = f // layer.groups
+        w = layer.weight[..., g * fg : (g + 1) * fg].reshape(kh * kw * cg, fg)
+        b = layer.bias[g * fg : (g + 1) * fg]
+        dense = Dense(layer.name, "x", "y", (fg,), layer.in_type, w, layer.weight_type, b, layer.bias_type, layer.out)
+        est = _shared_dense(dense, cfg) if cfg.reuse_factor > 1 else _constant_dense(dense, cfg)
+        cost, latency = cost + est.cost, max(latency, est.latency_cycles)
+        detail = {k: detail.get(k, 0) + v for k, v in est.detail.items() if isinstance(v, int)}
+    return LayerEstimate(layer.name, "conv", cost, latency, cfg.reuse_factor, detail)
+
+
+def _stream_layer(layer, plan: dict, in_shape: tuple[int, ...], cfg: EstimateConfig) -> LayerEstimate:
+    """One layer of an io_stream CNN: its kernel once, its line buffer, its output FIFOs, its timing."""
+    per_pixel = 1  # cycles per input pixel
+    extra, detail = Cost(), {}
+    match layer:
+        case Conv():
+            est = _window_kernel(layer, cfg)
+            per_pixel = cfg.reuse_factor
+            pt, pl, pb, pr = layer.pads
+            width = in_shape[1] + pl + pr
+            if plan["impl"] != "pointwise":
+                rows, chan_bits = layer.kernel[0] - 1, in_shape[-1] * layer.in_type.width
+                extra = line_buffer_cost(rows, width, chan_bits)
+                detail["line_buffer_bits"] = rows * width * chan_bits
+            if plan["pad"]:
+                extra = extra + fifo_cost(2, in_shape[-1] * layer.in_type.width)
+                detail["fifo_bits"] = 2 * in_shape[-1] * layer.in_type.width
+        case Pool():
+            c, taps = in_shape[-1], layer.kernel[0] * layer.kernel[1]
+            base = _pool(layer)
+            est = LayerEstimate(layer.name, base.kind, Cost(base.cost.lut / math.prod(layer.shape[:-1])), 1, 1)
+            rows = {"hls4ml": layer.kernel[0] - 1, "window": layer.kernel[0], "global": 0}[plan["impl"]]
+            if rows:
+                extra = line_buffer_cost(rows, in_shape[1], c * layer.in_type.width)
+                detail["line_buffer_bits"] = rows * in_shape[1] * c * layer.in_type.width
+            else:
+                extra = Cost(0, c * layer.out.width)  # the running max / sum per channel
+            detail["taps"] = taps
+        case Dense():
+            shared = cfg.reuse_factor > 1 or cfg.strategy == "resource"
+            est = _shared_dense(layer, cfg) if shared else _constant_dense(layer, cfg)
+        case Activation() | Threshold() | Add():
+            base = {Activation: _activation, Threshold: _threshold, Add: _add}[type(layer)](layer)
+            scale = plan["pack"] / layer.n  # one pixel's worth of the elementwise logic
+            est = LayerEstimate(layer.name, base.kind, Cost(base.cost.lut * scale, base.cost.ff * scale), 1, 1,
+                                base.detail)  # fmt: skip
+        case Reshape():
+            est = LayerEstimate(layer.name, "reshape", Cost(), 0, 1)
+        case _:
+            raise unsupported_layer(layer, "the HLS estimator")
+    width = plan["pack"] * layer.out.width
+    fifos = [] if plan["alias"] else [plan["depth"]]
+    fifos += [d["depth"] for d in plan["clone"]["dsts"]] if plan["clone"] else []
+    for depth in fifos:
+        extra = extra + fifo_cost(depth, width)
+    detail["fifo_bits"] = detail.get("fifo_bits", 0) + sum(fifos) * width
+    in_packs = plan["in_packs"]
+    fill = int(plan["needed"][0]) * per_pixel + est.latency_cycles + (1 if plan["clone"] else 0)
+    ii = in_packs * per_pixel if not isinstance(layer, Dense) else in_packs + est.ii
+    if plan["impl"] == "window":
+        ii += plan["packs"]  # our pool writes its output rows in bursts between input rows
+    if plan["alias"]:
+        fill = ii = 0  # a flatten the dense layers read directly: no code
+    detail |= {"fill_cycles": fill, "pixels_in": in_packs, "fifo_depths": fifos}
+    return LayerEstimate(layer.name, est.kind, est.cost + extra, fill, ii, est.detail | detail)
+
+
+def _stream_cnn(net: Network, cfg: EstimateConfig) -> Estimate:
+    """An io_stream CNN as the generator builds it (same kernels, same FIFO depths)."""
+    from fpga_mpq.hls.generate import stream_plan  # the generator imports the estimator's part table
+
+    plans = stream_plan(net, cfg.reuse_factor)
+    shapes = net.tensors
+    layers = []
+    for layer in net.layers:
+        if isinstance(layer, Softmax):
+            layers.append(_stream_fifo(_softmax(layer, cfg), layer.n * SOFTMAX_BITS))
+            continue
+        plan = plans[layer.name]
+        layers.append(_stream_layer(layer, plan, shapes[layer.inputs[0]].shape, cfg))
+    fills, ii = sum(la.latency_cycles for la in layers), max(la.ii for la in layers)
+    return Estimate("hls", cfg, tuple(layers), latency=fills + ii)
 
 
 def dense_cost(weights: np.ndarray, in_type: FixedType, w_type: FixedType, part: str = "xczu9eg") -> dict:

@@ -10,7 +10,7 @@ import math
 import re
 import shutil
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import hls4ml
@@ -19,6 +19,8 @@ import numpy as np
 
 from fpga_mpq.errors import BadInput
 from fpga_mpq.estimate.parts import check_clock, find_part
+from fpga_mpq.hls.stream import CHAIN_DEPTH, Geometry, conv_kernel, fifo_depths, needed, pool_kernel, reshape_is_free
+from fpga_mpq.hls.stream import packs as stream_packs
 from fpga_mpq.ir.network import (
     Activation,
     Add,
@@ -39,7 +41,8 @@ HLS4ML_VIVADO = Path(hls4ml.__file__).parent / "templates" / "vivado"
 SOFTMAX_TYPE = FixedType(False, 18, 1, Rounding.RND, Overflow.SAT)
 SOFTMAX_TOLERANCE = 0.02  # absolute, per probability: hls4ml's 1024-entry exp / inverse tables
 BACKENDS = {"vivado": ("vivado_hls", "Vivado HLS"), "vitis": ("vitis_hls", "Vitis HLS")}
-STATIC_HEADERS = ("mpq_conv.h", "mpq_threshold.h", "mpq_trace.h", "mpq_weights.h")  # our own HLS C++, copied verbatim
+# our own HLS C++, copied verbatim
+STATIC_HEADERS = ("mpq_conv.h", "mpq_pool_stream.h", "mpq_threshold.h", "mpq_trace.h", "mpq_weights.h")
 IO_TYPES = {"parallel": "io_parallel", "stream": "io_stream"}
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # ASCII only, unlike str.isidentifier
 MAX_NAME = 64  # the top also names files and the vendor tool's Verilog module
@@ -54,8 +57,8 @@ C_LIBRARY_NAMES = frozenset(
 RESERVED_BY_CPP = re.compile(r"_[A-Z_]|.*__")  # identifiers C++ keeps for the implementation
 # What templates/hls defines at file scope or includes by name: a top function of one of these clashes.
 GENERATED_NAME = re.compile(
-    r"x|y|run|run_top|run_logits|read_row|to_stream|mpq|nnet|hls|std|ap_\w*|N_INPUT|N_OUTPUT|config\d*"
-    r"|softmax_config|[wbtv]\d+|layer\d+_out"
+    r"x|y|run|run_top|run_logits|read_row|to_stream|from_stream|mpq|nnet|hls|std|ap_\w*|N_INPUT|N_OUTPUT|config\d*"
+    r"|config\d+_(mult|pad)|softmax_config|[wbtv]\d+|layer\d+_(out|pad)"
     r"|(input|result|logits|index|accum|bias\d*|weight\d*|layer\d+|threshold|exp_table|inv_table|inp_norm|inv_inp)"
     r"(_pack)?_t"
 )
@@ -82,14 +85,14 @@ class HlsConfig:
     part: str = "xcu250-figd2104-2L-e"
     clock_ns: float = 5.0
     reuse_factor: int = 1
-    io: str = "parallel"
+    io: str | None = None  # None: io_stream for a network with convolutions or pools, else io_parallel
     top: str = "mpq_top"
 
     def __post_init__(self) -> None:
         """Every option on its own, before any work starts; :meth:`check` adds what needs the network."""
         if self.backend not in BACKENDS:
             raise BadInput(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
-        if self.io not in IO_TYPES:
+        if self.io is not None and self.io not in IO_TYPES:
             raise BadInput(f"io {self.io!r} is not supported (supported: {', '.join(IO_TYPES)})")
         find_part(self.part)
         check_clock(self.clock_ns)
@@ -111,6 +114,15 @@ class HlsConfig:
         """The options that depend on the network: the reuse factor must divide every layer."""
         check_reuse_factor(net, self.reuse_factor)
 
+    def resolved(self, net: Network) -> HlsConfig:
+        """This configuration for ``net``, checked, with ``io`` chosen when the user left it out:
+        io_stream for a CNN (line buffers instead of fully unrolled windows), io_parallel otherwise."""
+        cfg = self
+        if self.io is None:
+            cfg = replace(self, io="stream" if any(isinstance(la, Conv | Pool) for la in net.layers) else "parallel")
+        cfg.check(net)
+        return cfg
+
 
 def exact_decimal(m: int, frac: int) -> str:
     """``m * 2**-frac`` as an exact decimal literal (a double holds it exactly up to 53 bits)."""
@@ -128,35 +140,36 @@ def _layer_context(net: Network, cfg: HlsConfig) -> tuple[list[dict], dict | Non
     """One context per fixed-point layer (C variables are named by the layer that writes them), and
     the clone of the input stream when io_stream reads it more than once."""
     exact = net.exact_layers
+    stream = cfg.io == "stream"
     readers = Counter(name for layer in exact for name in layer.inputs)
     var, c_type = {net.input.output: "x"}, {net.input.output: "input_t"}
     copies: dict[str, list[str]] = {}  # io_stream: the clones of a tensor read more than once
 
     def clone(tensor: str, size: int) -> dict | None:
         n = readers[tensor]
-        if cfg.io != "stream" or n < 2:
+        if not stream or n < 2:
             return None
         if n > MAX_STREAM_READERS:
             raise BadInput(f"tensor {tensor} is read by {n} layers; io_stream takes at most {MAX_STREAM_READERS}")
         copies[tensor] = [f"{var[tensor]}_cpy{k}" for k in range(1, n + 1)]
-        return {"src": var[tensor], "dsts": list(copies[tensor]), "c_type": c_type[tensor], "n": size}
+        dsts = [{"var": v, "tensor": tensor, "depth": CHAIN_DEPTH} for v in copies[tensor]]
+        return {"src": var[tensor], "dsts": dsts, "c_type": c_type[tensor], "n": size}
 
     def read(tensor: str) -> str:
         return copies[tensor].pop(0) if tensor in copies else var[tensor]
 
     shapes = net.tensors
-
-    def in_shape(layer) -> tuple[int, ...]:
-        return shapes[layer.inputs[0]].shape
-
+    stream_len = {net.input.output: stream_packs(net.input.shape)}  # io_stream: arrays per sample
     input_clone = clone(net.input.output, net.input.n)
     ctx = []
     for i, layer in enumerate(exact):
         index = i + 2  # hls4ml numbers the input as layer 1
+        in_shape = shapes[layer.inputs[0]].shape
         common = {
             "index": index,
             "name": layer.name,
             "tensor": layer.output,
+            "input_tensor": layer.inputs[0],
             "out_type": to_ap(layer.out),
             "in_c_type": c_type[layer.inputs[0]],
             "in_c_types": [c_type[t] for t in layer.inputs],
@@ -164,76 +177,150 @@ def _layer_context(net: Network, cfg: HlsConfig) -> tuple[list[dict], dict | Non
             "dst": "y" if i == len(exact) - 1 else f"layer{index}_out",
             "size": math.prod(layer.shape),
             "shape": "x".join(map(str, layer.shape)),
+            "pack": layer.shape[-1] if stream and len(layer.shape) == 3 else math.prod(layer.shape),
             "weight_type": None,
             "bias_type": None,
+            "impl": None,
+            "pad": None,
+            "alias": False,
         }
         common["src"] = common["srcs"][0]
-        match layer:
-            case Dense():
-                n_mult = layer.n_in * layer.n_out
-                entry = common | {
-                    "kind": "dense",
-                    "op": "Dense",
-                    "in_type": to_ap(layer.in_type),
-                    "n_in": layer.n_in,
-                    "n_out": layer.n_out,
-                    "n_zeros": int(np.count_nonzero(layer.weight == 0)),
-                    "multiplier_limit": -(-n_mult // cfg.reuse_factor),
-                    "weight_type": to_ap(layer.weight_type),
-                    "bias_type": to_ap(layer.bias_type),
-                }
-            case Threshold():
-                entry = common | {
-                    "kind": "threshold",
-                    "op": f"Threshold ({layer.thresholds.shape[1]} per channel: float ops + quantizer, tabulated)",
-                    "in_type": to_ap(layer.in_type),
-                    "n_thresholds": layer.thresholds.shape[1],
-                    "n_chan": layer.thresholds.shape[0],
-                }
-            case Activation():
-                entry = common | {
-                    "kind": "activation",
-                    "op": "ReLU + quantize" if layer.relu else "quantize",
-                    "in_type": to_ap(layer.in_type),
-                    "relu": layer.relu,
-                }
-            case Conv():
-                kh, kw, cg, f = layer.weight.shape
-                entry = common | {
-                    "kind": "conv",
-                    "op": f"Conv {kh}x{kw}" + (f", {layer.groups} groups" if layer.groups > 1 else ""),
-                    "in_type": to_ap(layer.in_type),
-                    "weight_type": to_ap(layer.weight_type),
-                    "bias_type": to_ap(layer.bias_type),
-                    **_window(layer, in_shape(layer)),
-                    "n_filt": f,
-                    "groups": layer.groups,
-                }
-            case Pool():
-                entry = common | {
-                    "kind": "pool",
-                    "op": f"{'MaxPool' if layer.op == 'max' else 'SumPool'} {layer.kernel[0]}x{layer.kernel[1]}",
-                    "in_type": to_ap(layer.in_type),
-                    "is_max": layer.op == "max",
-                    **_window(layer, in_shape(layer)),
-                }
-            case Reshape():
-                entry = common | {"kind": "reshape", "op": "Flatten", "in_type": to_ap(layer.in_type)}
-            case Add():
-                entry = common | {
-                    "kind": "add",
-                    "op": "Add",
-                    "in_type": " + ".join(to_ap(t) for t in layer.in_types),
-                }
-            case _:
-                raise unsupported_layer(layer, "the HLS generator")
-        if len(layer.shape) != 1 and cfg.io == "stream":
-            raise BadInput(
-                f"layer {layer.name}: shape {layer.shape}; io_stream takes dense networks only (use --io parallel)"
-            )
-        var[layer.output], c_type[layer.output] = entry["dst"], f"layer{index}_t"
+        entry = common | _kind_context(layer, in_shape, cfg)
+        if stream:
+            entry |= _stream_context(net, layer, entry, in_shape, stream_len[layer.inputs[0]])
+            stream_len[layer.output] = entry["packs"]
+        if entry["alias"]:  # io_stream flatten: the dense layers read the pixel stream itself
+            var[layer.output], c_type[layer.output] = var[layer.inputs[0]], c_type[layer.inputs[0]]
+        else:
+            var[layer.output], c_type[layer.output] = entry["dst"], f"layer{index}_t"
         ctx.append(entry | {"clone": clone(layer.output, entry["size"])})
+    if stream:
+        _set_depths(net, ctx, input_clone)
     return ctx, input_clone
+
+
+def _kind_context(layer, in_shape: tuple[int, ...], cfg: HlsConfig) -> dict:
+    """What one layer kind adds to its context: the op, its types and its sizes."""
+    match layer:
+        case Dense():
+            n_mult = layer.n_in * layer.n_out
+            if cfg.io == "stream" and len(in_shape) == 3:
+                raise BadInput(f"layer {layer.name}: a dense layer on each pixel of {in_shape} has no io_stream "
+                               "kernel here (use --io parallel)")
+            return {
+                "kind": "dense",
+                "op": "Dense",
+                "in_type": to_ap(layer.in_type),
+                "n_in": layer.n_in,
+                "n_out": layer.n_out,
+                "n_zeros": int(np.count_nonzero(layer.weight == 0)),
+                "multiplier_limit": -(-n_mult // cfg.reuse_factor),
+                "weight_type": to_ap(layer.weight_type),
+                "bias_type": to_ap(layer.bias_type),
+            }
+        case Threshold():
+            return {
+                "kind": "threshold",
+                "op": f"Threshold ({layer.thresholds.shape[1]} per channel: float ops + quantizer, tabulated)",
+                "in_type": to_ap(layer.in_type),
+                "n_thresholds": layer.thresholds.shape[1],
+                "n_chan": layer.thresholds.shape[0],
+            }
+        case Activation():
+            return {
+                "kind": "activation",
+                "op": "ReLU + quantize" if layer.relu else "quantize",
+                "in_type": to_ap(layer.in_type),
+                "relu": layer.relu,
+            }
+        case Conv():
+            kh, kw, cg, f = layer.weight.shape
+            return {
+                "kind": "conv",
+                "op": f"Conv {kh}x{kw}" + (f", {layer.groups} groups" if layer.groups > 1 else ""),
+                "in_type": to_ap(layer.in_type),
+                "weight_type": to_ap(layer.weight_type),
+                "bias_type": to_ap(layer.bias_type),
+                **_window(layer, in_shape),
+                "n_filt": f,
+                "groups": layer.groups,
+                "n_zeros": int(np.count_nonzero(layer.weight == 0)),
+            }
+        case Pool():
+            return {
+                "kind": "pool",
+                "op": f"{'MaxPool' if layer.op == 'max' else 'SumPool'} {layer.kernel[0]}x{layer.kernel[1]}",
+                "in_type": to_ap(layer.in_type),
+                "is_max": layer.op == "max",
+                **_window(layer, in_shape),
+            }
+        case Reshape():
+            return {"kind": "reshape", "op": "Flatten", "in_type": to_ap(layer.in_type)}
+        case Add():
+            return {"kind": "add", "op": "Add", "in_type": " + ".join(to_ap(t) for t in layer.in_types)}
+        case _:
+            raise unsupported_layer(layer, "the HLS generator")
+
+
+def _stream_context(net: Network, layer, entry: dict, in_shape: tuple[int, ...], in_packs: int) -> dict:
+    """io_stream: the kernel, the zero padding before it, and the pixels it reads per output
+    (``needed``, for the FIFO depths of residual blocks); ``in_packs`` arrays per sample come in."""
+    out: dict = {"depth": CHAIN_DEPTH, "in_packs": in_packs, "packs": stream_packs(layer.shape)}
+    geometry = None
+    match layer:
+        case Conv():
+            out["impl"] = conv_kernel(layer, in_shape)
+            out["op"] = entry["op"] + f" ({out['impl']})"
+            geometry = Geometry.of(layer, in_shape)
+            if any(layer.pads):  # hls4ml's zeropad2d_cl, then the kernel on the padded image without pads
+                pt, pl, pb, pr = layer.pads
+                h, w = in_shape[0] + pt + pb, in_shape[1] + pl + pr
+                out["pad"] = {"dst": f"layer{entry['index']}_pad", "out_height": h, "out_width": w}
+                out["op"] += f", zero pad {pt},{pl},{pb},{pr}"
+            out["kernel_src"] = out["pad"]["dst"] if "pad" in out else entry["src"]
+        case Pool():
+            out["impl"] = pool_kernel(layer, in_shape)
+            out["op"] = entry["op"] + f" ({'hls4ml line buffer' if out['impl'] == 'hls4ml' else 'mpq ' + out['impl']})"
+            geometry = Geometry.of(layer, in_shape)
+        case Reshape():
+            out["alias"] = reshape_is_free(net, layer) and layer is not net.exact_layers[-1]
+            out["op"] = "Flatten (no code: the dense reads the pixels)" if out["alias"] else "Flatten (repack)"
+            if out["alias"]:
+                out["pack"] = in_shape[-1] if len(in_shape) == 3 else math.prod(in_shape)
+                out["packs"] = out["in_packs"]
+    kind = out.get("impl") or ("all" if isinstance(layer, Dense) or (isinstance(layer, Reshape) and not out["alias"])
+                               else "elementwise")
+    out["needed"] = needed(kind, geometry, out["in_packs"], out["packs"])
+    return out
+
+
+def _set_depths(net: Network, ctx: list[dict], input_clone: dict | None) -> None:
+    """FIFO depths: CHAIN_DEPTH, and the Add inputs after a fork as deep as ``fifo_depths`` says."""
+    plans = {
+        e["tensor"]: {"needed": e["needed"], "input": None if e["kind"] == "add" else e["input_tensor"],
+                      "packs": e["packs"]}
+        for e in ctx
+    }  # fmt: skip
+    depths = fifo_depths(net, plans)
+    by_var: dict[str, int] = {}
+    for e in ctx:
+        if e["kind"] == "add":
+            for src, tensor in zip(e["srcs"], net.exact_layers[e["index"] - 2].inputs, strict=True):
+                by_var[src] = depths.get(tensor, CHAIN_DEPTH)
+    for e in ctx:
+        e["depth"] = by_var.get(e["dst"], CHAIN_DEPTH)
+        for c in [e["clone"]] if e["clone"] else []:
+            for d in c["dsts"]:
+                d["depth"] = by_var.get(d["var"], CHAIN_DEPTH)
+    for d in input_clone["dsts"] if input_clone else []:
+        d["depth"] = by_var.get(d["var"], CHAIN_DEPTH)
+
+
+def stream_plan(net: Network, reuse_factor: int = 1) -> dict[str, dict]:
+    """The io_stream design of ``net`` by layer name (kernel, packs, FIFO depths, pixels needed),
+    exactly as generated: the estimator prices this."""
+    layers, _ = _layer_context(net, HlsConfig(io="stream", reuse_factor=reuse_factor))
+    return {entry["name"]: entry for entry in layers}
 
 
 def _window(layer: Conv | Pool, shape: tuple[int, ...]) -> dict:
@@ -302,6 +389,9 @@ def build_context(net: Network, cfg: HlsConfig, model_name: str) -> dict:
         "top": cfg.top,
         "n_in": net.input.n,
         "n_out": net.n_out,
+        "input_pack": net.input.shape[-1] if cfg.io == "stream" and len(net.input.shape) == 3 else net.input.n,
+        "output_pack": layers[-1]["pack"],
+        "images": any(la["kind"] in ("conv", "pool") for la in layers),
         "input_name": net.input.name,
         "input_type": to_ap(net.input.out),
         "input_from_model": net.input.from_model,
@@ -342,7 +432,7 @@ def _env() -> jinja2.Environment:
 
 def write_project(net: Network, cfg: HlsConfig, out: Path, model_name: str) -> None:
     """Render every file of the project into ``out`` (an empty folder)."""
-    cfg.check(net)
+    cfg = cfg.resolved(net)
     ctx = build_context(net, cfg, model_name)
     env = _env()
     renders = {

@@ -28,16 +28,31 @@ Element:
     }
 }
 
+// io_stream: n_in / data_T::size packs (one per pixel of an image, or one vector); element j of
+// pack p is element p * size + j of the tensor, whose channel is that index modulo n_chan.
 template <class data_T, class res_T, typename CONFIG_T>
 void threshold(hls::stream<data_T> &data, hls::stream<res_T> &res,
                const typename CONFIG_T::threshold_t thresholds[CONFIG_T::n_chan * CONFIG_T::n_thresholds],
                const typename res_T::value_type values[CONFIG_T::n_chan * (CONFIG_T::n_thresholds + 1)]) {
-    #pragma HLS PIPELINE
-    data_T in = data.read();
-    res_T out;
-    threshold<typename data_T::value_type, typename res_T::value_type, CONFIG_T>(in.data, out.data, thresholds,
-                                                                               values);
-    res.write(out);
+Pack:
+    for (unsigned p = 0; p < CONFIG_T::n_in / data_T::size; p++) {
+        #pragma HLS PIPELINE
+        const data_T in = data.read();
+        res_T out;
+    Element:
+        for (unsigned j = 0; j < data_T::size; j++) {
+            #pragma HLS UNROLL
+            const unsigned c = (p * data_T::size + j) % CONFIG_T::n_chan;
+            unsigned k = 0;
+        Compare:
+            for (unsigned t = 0; t < CONFIG_T::n_thresholds; t++) {
+                #pragma HLS UNROLL
+                k += in[j] >= thresholds[c * CONFIG_T::n_thresholds + t];
+            }
+            out[j] = values[c * (CONFIG_T::n_thresholds + 1) + k];
+        }
+        res.write(out);
+    }
 }
 
 } // namespace mpq
