@@ -29,11 +29,11 @@ def default_onnx(tmp_path_factory) -> Path:
     import torch
 
     from fpga_mpq.export import export_qonnx_file
-    from fpga_mpq.models.mlp import QuantMLP
+    from fpga_mpq.models.net import QuantNet
     from fpga_mpq.models.spec import DEFAULT_SPEC
 
     torch.manual_seed(0)
-    model = QuantMLP(DEFAULT_SPEC, 64).eval()
+    model = QuantNet(DEFAULT_SPEC, 64).eval()
     path = tmp_path_factory.mktemp("default") / "model.onnx"
     export_qonnx_file(model, 64, path)
     return path

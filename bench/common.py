@@ -14,12 +14,12 @@ def digits_model(workdir: Path) -> Path:
     import torch
 
     from fpga_mpq.export import export_qonnx_file
-    from fpga_mpq.models.mlp import QuantMLP
+    from fpga_mpq.models.net import QuantNet
     from fpga_mpq.models.spec import DEFAULT_SPEC
 
     torch.manual_seed(0)
     path = workdir / "digits.onnx"
-    export_qonnx_file(QuantMLP(DEFAULT_SPEC, 64).eval(), 64, path)
+    export_qonnx_file(QuantNet(DEFAULT_SPEC, 64).eval(), 64, path)
     return path
 
 

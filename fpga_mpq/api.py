@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fpga_mpq.data import load_split
+from fpga_mpq.data import builtin_name, load_split
 from fpga_mpq.errors import BadInput, VerificationFailed
 from fpga_mpq.hls.generate import HlsConfig, write_project
 from fpga_mpq.ir.from_qonnx import network_from_qonnx
@@ -31,19 +31,31 @@ TB_SAMPLES = 64  # inputs shipped in tb/ so the vendor TCL's csim step runs as-i
 MAX_SAMPLES = 100_000  # random inputs per simulation: text files and golden traces stay in memory
 
 
+def _file(data: Path | str | None) -> Path | None:
+    """``--data`` as an input path to protect, or None for a built-in data set's name."""
+    return None if data is None or builtin_name(data) else Path(data)
+
+
 def train(
-    out: Path, spec: Path | None = None, data: Path | None = None, epochs: int = 40, seed: int = 0, force: bool = False
+    out: Path,
+    spec: Path | None = None,
+    data: Path | str | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    force: bool = False,
 ) -> dict:
-    """Quantization-aware training of the spec's MLP; saves a checkpoint at ``out``."""
+    """Quantization-aware training of the spec's network; saves a checkpoint at ``out``.
+    ``data`` is a ``.npz`` or a built-in name; by default the spec's own data set, else digits."""
     from fpga_mpq.train import TrainConfig, is_checkpoint, save_checkpoint
     from fpga_mpq.train import train as run_training
 
-    target = check_output(out, [spec, data], force, owned=is_checkpoint)
-    cfg = TrainConfig(epochs=epochs, float_epochs=epochs, seed=seed)
-    model_spec, split = load_spec(spec), load_split(data)
+    target = check_output(out, [spec, _file(data)], force, owned=is_checkpoint)
+    model_spec = load_spec(spec)
+    cfg = TrainConfig.for_spec(model_spec, epochs, seed)
+    split = load_split(data, model_spec)
     result = run_training(model_spec, split, cfg)
     with atomic_file(target) as tmp:
-        save_checkpoint(result, split.n_features, tmp)
+        save_checkpoint(result, split.input_shape, tmp)
     return {
         "checkpoint": str(out),
         "accuracy_float": result.accuracy_float,
@@ -52,18 +64,18 @@ def train(
     }
 
 
-def export(checkpoint: Path, out: Path, data: Path | None = None, force: bool = False) -> dict:
+def export(checkpoint: Path, out: Path, data: Path | str | None = None, force: bool = False) -> dict:
     """Export a checkpoint to QONNX and assert qonnx's execution equals Brevitas on the test set."""
     from fpga_mpq.export import check_qonnx_equals_brevitas, export_qonnx_file, is_exported_onnx
     from fpga_mpq.train import load_checkpoint
 
-    target = check_output(out, [checkpoint, data], force, owned=is_exported_onnx)
+    target = check_output(out, [checkpoint, _file(data)], force, owned=is_exported_onnx)
     model, ck = load_checkpoint(checkpoint)
-    split = load_split(data)
-    if split.n_features != ck["n_features"]:
-        raise BadInput(f"data has {split.n_features} features, the checkpoint expects {ck['n_features']}")
+    split = load_split(data, model.spec)
+    if split.input_shape != model.input_shape:
+        raise BadInput(f"data has samples of shape {split.input_shape}, the checkpoint expects {model.input_shape}")
     with atomic_file(target) as tmp:
-        export_qonnx_file(model, ck["n_features"], tmp)
+        export_qonnx_file(model, model.input_shape, tmp)
         check_qonnx_equals_brevitas(model, tmp, split.x_test)
     return {"onnx": str(out), "samples": len(split.x_test), "qonnx_equals_brevitas": True}
 
@@ -313,7 +325,7 @@ def search(
     from fpga_mpq.mpq.search import write_outputs
     from fpga_mpq.train import TrainConfig
 
-    output = check_output(out, [spec, data], force)
+    output = check_output(out, [spec, _file(data)], force)
     if (max_drop is None) == (budget is None):
         raise BadInput("give exactly one target: --max-drop POINTS or --budget METRIC=N")
     target = Target(max_drop=max_drop) if max_drop is not None else parse_budget(budget)
@@ -323,7 +335,7 @@ def search(
     if not result.feasible:  # nothing is written: a previous search's result stays as it was
         raise VerificationFailed(result.reason)
     with atomic_dir(output, "search") as tmp:
-        paths = write_outputs(result, tmp, split.n_features)
+        paths = write_outputs(result, tmp, split.input_shape)
         summary = result.summary() | {k: str(Path(out) / Path(v).name) for k, v in paths.items()}
         _write_report(tmp / "search.json", summary)
     return summary
@@ -342,7 +354,8 @@ def _samples(net: Network, data: Path | None, random: int | None, seed: int) -> 
     x = load_split(data).x_test
     if x.shape[1] != net.input.n:
         raise BadInput(
-            f"the model expects {net.input.n} input features, the data has {x.shape[1]}: pass --data or --random N"
+            f"the model expects {net.input.n} input features, the data has {x.shape[1]}: "
+            "pass --data (a .npz, digits or fashion) or --random N"
         )
     return x
 
@@ -381,9 +394,9 @@ def csim(prj: Path, data: Path | None = None, random: int | None = None, seed: i
 def flow(
     out: Path,
     spec: Path | None = None,
-    data: Path | None = None,
+    data: Path | str | None = None,
     cfg: HlsConfig = HlsConfig(),
-    epochs: int = 40,
+    epochs: int | None = None,
     seed: int = 0,
     force: bool = False,
 ) -> dict:
@@ -391,9 +404,11 @@ def flow(
     folder stays as it was."""
     from fpga_mpq.train import TrainConfig
 
-    target = check_output(out, [spec, data], force)
-    TrainConfig(epochs=epochs, float_epochs=epochs, seed=seed)  # fail on bad input before any work
-    load_spec(spec), load_split(data)
+    target = check_output(out, [spec, _file(data)], force)
+    model_spec = load_spec(spec)
+    TrainConfig.for_spec(model_spec, epochs, seed)  # fail on bad input before any work
+    data = data if data is not None else model_spec.data  # every stage reads the spec's own data set
+    load_split(data, model_spec)
     seconds: dict[str, float] = {}
     with atomic_dir(target, "flow") as tmp:
         t = time.perf_counter()

@@ -22,6 +22,9 @@ from fpga_mpq.estimate.report import table
 from fpga_mpq.hls.generate import HlsConfig
 from fpga_mpq.ir.types import parse_ap
 
+DATA_HELP = "a .npz with X (N, F) or (N, H, W, C) and y (N,), or a built-in set: digits, fashion (default: the spec's)"
+EPOCHS_HELP = "epochs of float training and of QAT each (default: the spec's training.epochs, else 40)"
+
 
 def _hls_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["vivado", "vitis"], default="vitis")
@@ -73,17 +76,17 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--json", action="store_true", help="print one JSON summary as the last line")
         return c
 
-    c = cmd("train", "quantization-aware training of the spec's MLP")
+    c = cmd("train", "quantization-aware training of the spec's network (MLP or CNN)")
     _out(c, "out/model.pt", "checkpoint file")
-    c.add_argument("--spec", type=Path, help="bit-width spec (YAML); default: built-in")
-    c.add_argument("--data", type=Path, help=".npz with X (N, F) and y (N,); default: digits")
-    c.add_argument("--epochs", type=int, default=40)
+    c.add_argument("--spec", type=Path, help="architecture and bit-width spec (YAML); default: built-in MLP")
+    c.add_argument("--data", help=DATA_HELP)
+    c.add_argument("--epochs", type=int, help=EPOCHS_HELP)
     c.add_argument("--seed", type=int, default=0)
 
     c = cmd("export", "checkpoint -> cleaned QONNX, checked against Brevitas")
     c.add_argument("checkpoint", type=Path)
     _out(c, "out/model.onnx", "QONNX file")
-    c.add_argument("--data", type=Path)
+    c.add_argument("--data", help=DATA_HELP)
 
     c = cmd("generate", "QONNX -> HLS project (Vivado HLS / Vitis HLS, g++ C-sim)")
     c.add_argument("model", type=Path)
@@ -93,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = cmd("csim", "build and run the C simulation, compare bit for bit with the golden model")
     c.add_argument("project", type=Path)
-    c.add_argument("--data", type=Path)
+    c.add_argument("--data", help=DATA_HELP)
     c.add_argument("--random", type=int, help="N random inputs across the input type's range")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--trace", action="store_true", help="compare every layer's output (io parallel)")
@@ -115,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--part", default=HlsConfig.part)
     c.add_argument("--clock", type=float, default=HlsConfig.clock_ns, help="clock period in ns")
     c.add_argument("--top", default=HlsConfig.top)
-    c.add_argument("--data", type=Path)
+    c.add_argument("--data", help=DATA_HELP)
     c.add_argument("--random", type=int, help="N random inputs across the input type's range")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--input-type", type=_ap_type)
@@ -133,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--method", choices=["uniform", "ptq", "sdq"], required=True)
     _out(c, "out/search", "result folder")
     c.add_argument("--model", type=Path, help="base spec (YAML): layer sizes and fixed widths; default: built-in")
-    c.add_argument("--data", type=Path)
+    c.add_argument("--data", help=DATA_HELP)
     c.add_argument("--candidates", type=_candidates, default=(2, 3, 4, 5, 6, 8), help="e.g. 2,3,4,5,6,8")
     target = c.add_mutually_exclusive_group(required=True)
     target.add_argument("--max-drop", type=float, help="accuracy points below float allowed")
@@ -144,9 +147,9 @@ def _parser() -> argparse.ArgumentParser:
 
     c = cmd("flow", "train, export, generate and C-simulate into one folder")
     _out(c, "out/flow", "result folder")
-    c.add_argument("--spec", type=Path)
-    c.add_argument("--data", type=Path)
-    c.add_argument("--epochs", type=int, default=40)
+    c.add_argument("--spec", type=Path, help="architecture and bit-width spec (YAML); default: built-in MLP")
+    c.add_argument("--data", help=DATA_HELP)
+    c.add_argument("--epochs", type=int, help=EPOCHS_HELP)
     c.add_argument("--seed", type=int, default=0)
     _hls_args(c)
     return p
@@ -176,6 +179,26 @@ def _run(a: argparse.Namespace) -> dict:
     return api.flow(a.out, a.spec, a.data, _hls_config(a), a.epochs, a.seed, a.force)
 
 
+def _describe_layer(layer: dict) -> str:
+    kind = layer.get("type", "dense")
+    if kind == "dense":
+        return f"dense, {layer['units']} units"
+    if kind == "conv":
+        return f"conv {layer['kernel']}x{layer['kernel']}, {layer['filters']} filters"
+    if kind == "residual":
+        return f"residual, {len(layer['body'])} + {len(layer['shortcut'])} convs"
+    return kind
+
+
+def _layer_bits(layer: dict) -> str:
+    if "weight_bits" in layer:
+        bits = f"weight {layer['weight_bits']}, bias {layer['bias_bits']}"
+        return bits + (f", activation {layer['act_bits']} bits" if "act_bits" in layer else " bits")
+    if layer.get("type") == "residual":
+        return f"add {layer['add_bits']}, activation {layer['act_bits']} bits"
+    return f"activation {layer['act_bits']} bits" if "act_bits" in layer else "-"
+
+
 def _print_table(command: str, s: dict) -> None:
     if command == "flow":
         sim = s["csim"]
@@ -185,12 +208,7 @@ def _print_table(command: str, s: dict) -> None:
             ("input bits", str(s["spec"]["input"]["bits"])),
         ]
         for i, layer in enumerate(s["spec"]["layers"]):
-            rows.append(
-                (
-                    f"layer {i} ({layer['units']} units)",
-                    f"weight {layer['weight_bits']}, bias {layer['bias_bits']}, activation {layer['act_bits']} bits",
-                )
-            )
+            rows.append((f"layer {i} ({_describe_layer(layer)})", _layer_bits(layer)))
         rows += [
             ("C-sim", f"{sim['samples']} samples, {sim['outputs']} outputs, {sim['mismatches']} mismatches"),
             ("project", s["project"]),

@@ -9,7 +9,7 @@ import torch
 from fpga_mpq.data import load_split
 from fpga_mpq.errors import BadInput
 from fpga_mpq.export import check_qonnx_equals_brevitas, export_qonnx_file
-from fpga_mpq.models.mlp import QuantMLP
+from fpga_mpq.models.net import QuantNet
 from fpga_mpq.models.spec import DEFAULT_SPEC, spec_from_dict
 from fpga_mpq.mpq import Problem, Target, Widths, apply_widths, calibrate, check_candidates, parse_budget, widths_of
 from fpga_mpq.mpq.cost import CostModel, effective_bits, layer_quants, spec_bops
@@ -38,7 +38,7 @@ def test_effective_bits_strip_trailing_zeros_and_count_the_sign():
 
 def test_measured_costs_match_the_formulas():
     torch.manual_seed(0)
-    model = QuantMLP(DEFAULT_SPEC, 64).eval()
+    model = QuantNet(DEFAULT_SPEC, 64).eval()
     costs = CostModel().measure(model)
     assert costs["bops"] == spec_bops(DEFAULT_SPEC, 64)
     by_hand = 0

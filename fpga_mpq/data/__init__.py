@@ -1,7 +1,14 @@
-"""Data sets: the built-in digits, or a user's ``.npz`` with arrays ``X`` (N, F) and ``y`` (N,)."""
+"""Data sets: built-in digits and Fashion-MNIST, or a user's ``.npz`` with ``X`` and ``y`` (N,).
+
+``X`` is (N, F) vectors or (N, H, W, C) images (channels last, as users store them). A ``Split``
+holds them in the model's layout: (N, F), or (N, C, H, W) as PyTorch and the exported QONNX read
+them. An MLP spec reads images flattened in that order.
+"""
 
 from __future__ import annotations
 
+import gzip
+import math
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -10,9 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from fpga_mpq.errors import BadInput
-from fpga_mpq.models.spec import MAX_UNITS
+from fpga_mpq.models.spec import BUILTIN_DATA, MAX_UNITS, Spec
 
 SPLIT_SEED = 0
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_PACKAGE = "dataset-fashion-mnist"
+FASHION_VAL = 10_000  # of the 60,000 training images, kept for validation
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
 
@@ -29,8 +39,31 @@ class Split:
     y_test: np.ndarray
 
     @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One sample's shape in the model's layout: (F,) or (C, H, W)."""
+        return tuple(self.x_train.shape[1:])
+
+    @property
     def n_features(self) -> int:
-        return self.x_train.shape[1]
+        return math.prod(self.input_shape)
+
+    def for_spec(self, spec: Spec) -> Split:
+        """The split as ``spec``'s model reads it: vectors for an MLP, images for a CNN."""
+        if spec.is_mlp:
+            return self.flat()
+        if len(self.input_shape) != 3:
+            raise BadInput(
+                f"the spec is a CNN but the data holds vectors of {self.n_features} features: "
+                "give images, X of shape (N, H, W, C)"
+            )
+        return self
+
+    def flat(self) -> Split:
+        """Images as vectors, in the model layout's order (C, H, W)."""
+        return Split(*(a.reshape(len(a), -1) if a.ndim > 1 else a for a in self.arrays()))
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return (self.x_train, self.y_train, self.x_val, self.y_val, self.x_test, self.y_test)
 
     @property
     def n_classes(self) -> int:
@@ -38,11 +71,47 @@ class Split:
 
 
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 8x8 digits (shipped with the package), scaled from 0..16 to 0..1."""
+    """scikit-learn's 8x8 digits (shipped with the package) as 1x8x8 images, scaled from 0..16 to 0..1."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    return (d.data / 16.0).astype(np.float32), d.target.astype(np.int64)
+    return (d.data / 16.0).astype(np.float32).reshape(-1, 1, 8, 8), d.target.astype(np.int64)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """One gzipped IDX file (the MNIST format): a big-endian header of dimensions, then uint8 data."""
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = np.frombuffer(raw, ">u4", count=ndim, offset=4)
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_fashion() -> Split:
+    """Fashion-MNIST from the Debian package: the official 10k test images; 10k of the 60k training
+    images (chosen with a fixed seed) for validation."""
+    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
+    names += ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+    missing = [n for n in names if not (FASHION_DIR / n).is_file()]
+    if missing:
+        raise BadInput(
+            f"data fashion: {FASHION_DIR / missing[0]} is missing; install the Debian package "
+            f"{FASHION_PACKAGE} (apt-get install {FASHION_PACKAGE}, or make install as root)"
+        )
+    x_tr, y_tr, x_te, y_te = (_read_idx(FASHION_DIR / n) for n in names)
+
+    def images(a: np.ndarray) -> np.ndarray:
+        return (a.astype(np.float32) / 255.0).reshape(len(a), 1, 28, 28)
+
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(x_tr))
+    val, train = order[:FASHION_VAL], order[FASHION_VAL:]
+    x_tr, y_tr = images(x_tr), y_tr.astype(np.int64)
+    return Split(x_tr[train], y_tr[train], x_tr[val], y_tr[val], images(x_te), y_te.astype(np.int64))
+
+
+def builtin_name(data: Path | str | None) -> str | None:
+    """The built-in data set ``--data`` names (``digits``, ``fashion``), or None for a file."""
+    return str(data) if data is not None and str(data) in BUILTIN_DATA else None
 
 
 def _read_array(f: np.lib.npyio.NpzFile, name: str, path: Path) -> np.ndarray:
@@ -90,11 +159,13 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise BadInput(f"data file {path}: its arrays are too large to load into memory") from None
     except Exception as e:  # zipfile, numpy and the codecs raise many types for a corrupt archive
         raise BadInput(f"data file {path} is not a readable .npz: {type(e).__name__}: {e}") from None
-    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
-        raise BadInput(f"data file {path}: X must be (N, F) and y (N,), got {x.shape} and {y.shape}")
+    if x.ndim not in (2, 4) or y.ndim != 1 or len(x) != len(y):
+        raise BadInput(
+            f"data file {path}: X must be (N, F) or (N, H, W, C) images and y (N,), got {x.shape} and {y.shape}"
+        )
     if len(x) < 10:
         raise BadInput(f"data file {path}: needs at least 10 samples, has {len(x)}")
-    if x.shape[1] == 0:
+    if 0 in x.shape[1:]:
         raise BadInput(f"data file {path}: X has 0 features (shape {x.shape})")
     if y.dtype.kind not in "iu" or y.min() < 0:
         raise BadInput(f"data file {path}: y must hold non-negative integer class labels")
@@ -108,14 +179,24 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         x32 = x.astype(np.float32)
     bad = np.argwhere(~np.isfinite(x32))
     if len(bad):  # after the cast: 1e300 is finite in float64 but inf in float32
-        i, j = bad[0]
-        raise BadInput(f"data file {path}: X must be finite numbers in float32 range, X[{i}, {j}] = {x[i, j]}")
+        where = ", ".join(map(str, bad[0]))
+        raise BadInput(f"data file {path}: X must be finite numbers in float32 range, X[{where}] = {x[tuple(bad[0])]}")
+    if x32.ndim == 4:  # channels-last images to PyTorch's NCHW
+        x32 = np.ascontiguousarray(x32.transpose(0, 3, 1, 2))
     return x32, y.astype(np.int64)
 
 
-def load_split(data: Path | None = None) -> Split:
-    """The built-in digits or a user's ``.npz``, split by :func:`split_arrays`."""
-    return split_arrays(*(load_digits_arrays() if data is None else load_npz(data)))
+def load_split(data: Path | str | None = None, spec: Spec | None = None) -> Split:
+    """``--data`` (a built-in name or a ``.npz``), else the spec's own data set, else digits; in the
+    layout ``spec``'s model reads (vectors when no spec is given)."""
+    name = builtin_name(data) or (spec.data if data is None and spec is not None else None)
+    if name == "fashion":
+        split = load_fashion()
+    elif name == "digits" or data is None:
+        split = split_arrays(*load_digits_arrays())
+    else:
+        split = split_arrays(*load_npz(Path(data)))
+    return split.flat() if spec is None else split.for_spec(spec)
 
 
 def split_arrays(x: np.ndarray, y: np.ndarray) -> Split:

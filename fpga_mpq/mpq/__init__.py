@@ -22,7 +22,7 @@ from torch import nn
 
 from fpga_mpq.data import Split
 from fpga_mpq.errors import BadInput
-from fpga_mpq.models.mlp import FloatMLP, QuantMLP
+from fpga_mpq.models.net import FloatNet, QuantNet
 from fpga_mpq.models.spec import Spec
 from fpga_mpq.mpq.cost import BUDGET_METRICS, CostModel
 from fpga_mpq.mpq.front import Point
@@ -171,7 +171,7 @@ class Problem:
     split: Split
     ladders: Ladders
     cost: CostModel
-    fmodel: FloatMLP
+    fmodel: FloatNet
     train_cfg: TrainConfig
     float_val: float
     float_test: float
@@ -191,7 +191,7 @@ class MethodResult:
     """A method's answer: the chosen point (``None`` when infeasible, with the reason) and all it evaluated."""
 
     chosen: Point | None
-    model: QuantMLP | None
+    model: QuantNet | None
     front: list[Point]
     reason: str = ""
     log: dict = field(default_factory=dict)
@@ -217,7 +217,7 @@ def linears(model: nn.Module) -> list[nn.Linear]:
     return [m for m in model.modules() if isinstance(m, nn.Linear)]
 
 
-def calibrate(qmodel: QuantMLP, x: np.ndarray) -> QuantMLP:
+def calibrate(qmodel: QuantNet, x: np.ndarray) -> QuantNet:
     """Set every activation quantizer's range from float statistics on ``x`` (Brevitas calibration mode)."""
     if len(x) == 0:
         raise BadInput("the calibration set is empty")
@@ -227,7 +227,7 @@ def calibrate(qmodel: QuantMLP, x: np.ndarray) -> QuantMLP:
     return qmodel.eval()
 
 
-def make_point(problem: Problem, method: str, label: str, model: QuantMLP, sqnr: float | None = None) -> Point:
+def make_point(problem: Problem, method: str, label: str, model: QuantNet, sqnr: float | None = None) -> Point:
     """Measure a configuration: its costs, and its validation and test accuracy."""
     split = problem.split
     return Point(

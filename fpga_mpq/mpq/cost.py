@@ -21,7 +21,7 @@ import torch
 from fpga_mpq.errors import BadInput
 from fpga_mpq.estimate import dense_cost, find_part
 from fpga_mpq.ir.types import FixedType
-from fpga_mpq.models.mlp import QuantMLP
+from fpga_mpq.models.net import QuantNet
 from fpga_mpq.models.spec import Spec
 
 DEFAULT_PART = "xczu9eg"
@@ -78,16 +78,14 @@ def _fixed_type(scale: torch.Tensor, bits: torch.Tensor, signed: bool) -> FixedT
     return FixedType(bool(signed), width, width - int(round(frac)))
 
 
-def layer_quants(model: QuantMLP) -> list[LayerQuant]:
+def layer_quants(model: QuantNet) -> list[LayerQuant]:
     """Read each QuantLinear's integer weights and its weight and input types from Brevitas."""
     model.eval()
     out = []
     with torch.no_grad():
-        first = next(m for m in model.layers if isinstance(m, torch.nn.Linear))
-        x = model.input_quant(torch.zeros(1, first.in_features))
-        mods = list(model.layers)
-        for lin, act in zip(mods[0::2], mods[1::2], strict=True):
-            qw = lin.quant_weight()
+        x = model.input_quant(torch.zeros(1, *model.input_shape))
+        for block in model.layers:
+            qw = block.op.quant_weight()
             w_int = torch.round(qw.value / qw.scale).to(torch.int64).numpy().T
             out.append(
                 LayerQuant(
@@ -96,13 +94,13 @@ def layer_quants(model: QuantMLP) -> list[LayerQuant]:
                     in_type=_fixed_type(x.scale, x.bit_width, x.signed),
                 )
             )
-            x = act(lin(x))
+            x = block(x)
     return out
 
 
 @dataclass
 class CostModel:
-    """Measures every metric of a QuantMLP for one FPGA part; estimator calls are memoised per layer."""
+    """Measures every metric of a QuantNet for one FPGA part; estimator calls are memoised per layer."""
 
     part: str = DEFAULT_PART
     _cache: dict = field(default_factory=dict, repr=False)
@@ -130,10 +128,10 @@ class CostModel:
             self._cache[key] = {k: float(raw[k]) for k in ESTIMATOR_METRICS}
         return costs | self._cache[key]
 
-    def measure_layers(self, model: QuantMLP) -> list[dict[str, float]]:
+    def measure_layers(self, model: QuantNet) -> list[dict[str, float]]:
         return [self.layer(lq) for lq in layer_quants(model)]
 
-    def measure(self, model: QuantMLP) -> dict[str, float]:
+    def measure(self, model: QuantNet) -> dict[str, float]:
         """All metrics summed over the layers."""
         per_layer = self.measure_layers(model)
         return {k: sum(c[k] for c in per_layer) for k in per_layer[0]}

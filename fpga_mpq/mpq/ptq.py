@@ -1,6 +1,6 @@
 """Post-training mixed precision (Pandey et al. 2023; AIMET Automatic Mixed Precision).
 
-No retraining: each configuration is the float model's weights in a QuantMLP of that spec, fitted
+No retraining: each configuration is the float model's weights in a QuantNet of that spec, fitted
 on a few hundred unlabeled training samples: activation ranges by Brevitas calibration mode, then
 bias correction (each layer's bias absorbs the mean output shift its weight rounding causes,
 E[x]·(W − Q(W)), first layer first, on calibrated and already-corrected inputs). On the digits MLP
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from fpga_mpq.errors import BadInput
-from fpga_mpq.models.mlp import QuantMLP
+from fpga_mpq.models.net import QuantNet
 from fpga_mpq.mpq import MethodResult, Problem, Target, Widths, apply_widths, calibrate, linears, make_point
 from fpga_mpq.mpq.front import Point
 from fpga_mpq.train import quant_from_float
@@ -44,7 +44,7 @@ def sqnr_db(ref: np.ndarray, out: np.ndarray) -> float:
     return min(10.0 * math.log10(float(np.mean(ref**2)) / noise), MAX_SQNR_DB)
 
 
-def correct_biases(qmodel: QuantMLP, x_cal: np.ndarray) -> QuantMLP:
+def correct_biases(qmodel: QuantNet, x_cal: np.ndarray) -> QuantNet:
     """Fold the mean output error of weight rounding into each bias, first layer first."""
     for lin in linears(qmodel):
         with torch.no_grad():
@@ -52,7 +52,7 @@ def correct_biases(qmodel: QuantMLP, x_cal: np.ndarray) -> QuantMLP:
     return qmodel.eval()
 
 
-def _mean_input(qmodel: QuantMLP, lin: torch.nn.Module, x: np.ndarray) -> torch.Tensor:
+def _mean_input(qmodel: QuantNet, lin: torch.nn.Module, x: np.ndarray) -> torch.Tensor:
     seen: list[torch.Tensor] = []
     hook = lin.register_forward_pre_hook(lambda _, args: seen.append(getattr(args[0], "value", args[0])))
     try:
@@ -70,11 +70,11 @@ class _Evaluator:
         self.problem, self.x_cal = problem, x_cal
         with torch.no_grad():
             self.ref = problem.fmodel(torch.from_numpy(x_cal)).numpy()
-        self.models: dict[Widths, QuantMLP] = {}
+        self.models: dict[Widths, QuantNet] = {}
         self.points: dict[Widths, Point] = {}
         self.layer_costs: dict[tuple[int, int, int], dict[str, float]] = {}
 
-    def model(self, widths: Widths) -> QuantMLP:
+    def model(self, widths: Widths) -> QuantNet:
         if widths not in self.models:
             p = self.problem
             spec = apply_widths(p.spec, widths)

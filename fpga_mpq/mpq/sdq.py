@@ -14,7 +14,7 @@ collapsing at the first step. β below ε moves the pair one rung down, above 1 
 Commitment: hi if β ≥ ½ else lo; while the table cost is over budget the group with the lowest β
 drops a rung.
 
-Stage 2, fine-tuning the committed spec in a Brevitas QuantMLP (the model that is exported): task
+Stage 2, fine-tuning the committed spec in a Brevitas QuantNet (the model that is exported): task
 loss mixed with knowledge distillation from the float model, plus bin regularisation (each weight
 pulled to its level; the levels' soft occupancy kept high-entropy). The real cost is then measured;
 if it misses the budget, the proxy budget is scaled down and commitment and fine-tuning are redone.
@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from fpga_mpq.errors import BadInput
 from fpga_mpq.ir.types import FixedType
-from fpga_mpq.models.mlp import QuantMLP
+from fpga_mpq.models.net import QuantNet
 from fpga_mpq.mpq import Group, MethodResult, Problem, Target, Widths, apply_widths, calibrate, linears, make_point
 from fpga_mpq.mpq.cost import LayerQuant
 from fpga_mpq.mpq.front import Point
@@ -278,7 +278,7 @@ def _bin_reg(lin: QuantLinear, entropy_weight: float) -> torch.Tensor:
 
 def _finetune(
     problem: Problem, net: StochasticMLP, widths: Widths, x_cal: np.ndarray, cfg: SdqConfig
-) -> tuple[QuantMLP, list[dict]]:
+) -> tuple[QuantNet, list[dict]]:
     """Stage 2: QAT of the committed spec from the searched weights, with distillation and bin regularisation."""
     tc = problem.train_cfg
     spec = apply_widths(problem.spec, widths)
@@ -319,7 +319,7 @@ def _finetune(
 
 def _probe(
     problem: Problem, target_metric: str, budget: float, x_cal: np.ndarray, cfg: SdqConfig
-) -> tuple[Point, QuantMLP, dict]:
+) -> tuple[Point, QuantNet, dict]:
     """One SDQ run at ``budget`` (in the metric's units): search, commit, fine-tune, check, repair."""
     torch.manual_seed(problem.train_cfg.seed)
     net = StochasticMLP(problem, x_cal, target_metric)
@@ -345,7 +345,7 @@ def run(
     if calib_samples < 1 or len(x_cal) == 0:
         raise BadInput(f"sdq: the calibration set is empty (calib_samples={calib_samples})")
     metric = target.metric if target.budget is not None else problem.cost.headline
-    probes: list[tuple[Point, QuantMLP, dict]] = []
+    probes: list[tuple[Point, QuantNet, dict]] = []
     if target.budget is not None:
         probes.append(_probe(problem, metric, target.budget, x_cal, cfg))
     else:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fpga_mpq.data import Split
 from fpga_mpq.errors import BadInput
-from fpga_mpq.models.mlp import QuantMLP
+from fpga_mpq.models.net import QuantNet
 from fpga_mpq.models.spec import Spec, save_spec
 from fpga_mpq.mpq import (
     MethodResult,
@@ -41,7 +41,7 @@ class SearchResult:
     float_val: float
     float_test: float
     chosen: Point | None
-    model: QuantMLP | None
+    model: QuantNet | None
     front: list[Point]
     uniform: list[Point]
     iso_accuracy_cost_ratio: float | None
@@ -166,7 +166,7 @@ def _cheapest_over_budget(problem: Problem, target: Target) -> MethodResult | No
     return MethodResult(None, None, [point], reason=reason)
 
 
-def write_outputs(result: SearchResult, out: Path, n_features: int) -> dict[str, str]:
+def write_outputs(result: SearchResult, out: Path, input_shape: tuple[int, ...]) -> dict[str, str]:
     """spec.yaml and model.pt of the chosen design (when feasible), pareto.csv and pareto.png of both fronts."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -179,5 +179,5 @@ def write_outputs(result: SearchResult, out: Path, n_features: int) -> dict[str,
         paths["checkpoint"] = out / "model.pt"
         save_spec(result.chosen.spec, paths["spec"])
         trained = TrainResult(result.model, result.float_test, result.chosen.test_acc)
-        save_checkpoint(trained, n_features, paths["checkpoint"])
+        save_checkpoint(trained, input_shape, paths["checkpoint"])
     return {k: str(v) for k, v in paths.items()}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fpga_mpq.models.mlp import QuantMLP
+from fpga_mpq.models.net import QuantNet
 from fpga_mpq.mpq import MethodResult, Problem, Target, apply_widths, make_point, select
 from fpga_mpq.mpq.front import Point
 from fpga_mpq.train import qat
 
 
-def front(problem: Problem) -> list[tuple[Point, QuantMLP]]:
+def front(problem: Problem) -> list[tuple[Point, QuantNet]]:
     """QAT every candidate width from the float model, the same training ``fpga-mpq train`` does."""
     out = []
     for bits in problem.ladders.acts:

@@ -14,10 +14,11 @@ from tqdm import tqdm
 
 from fpga_mpq.data import Split
 from fpga_mpq.errors import BadInput
-from fpga_mpq.models.mlp import FloatMLP, QuantMLP
+from fpga_mpq.models.net import FloatNet, QuantNet, transfer_weights
 from fpga_mpq.models.spec import Spec, spec_from_dict
 
 MAX_EPOCHS = 100_000
+EVAL_BATCH = 1000  # samples per forward pass when measuring accuracy: 10k images at once need gigabytes
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,23 @@ class TrainConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             raise BadInput(f"--seed {self.seed}: must be a whole number in 0..{2**32 - 1}")
 
+    @classmethod
+    def for_spec(cls, spec: Spec, epochs: int | None = None, seed: int = 0) -> TrainConfig:
+        """``--epochs`` if given, else the spec's own training defaults, else the built-in ones."""
+        t = spec.training
+        epochs = epochs if epochs is not None else t.epochs if t.epochs is not None else cls.epochs
+        return cls(
+            epochs=epochs,
+            float_epochs=epochs,
+            batch_size=t.batch_size or cls.batch_size,
+            lr=t.lr or cls.lr,
+            seed=seed,
+        )
+
 
 @dataclass(frozen=True)
 class TrainResult:
-    model: QuantMLP
+    model: QuantNet
     accuracy_float: float
     accuracy_quant: float
 
@@ -55,8 +69,10 @@ class TrainResult:
 def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     model.eval()
     with torch.no_grad():
-        pred = model(torch.from_numpy(x)).argmax(dim=1).numpy()
-    return float((pred == y).mean())
+        pred = [
+            model(torch.from_numpy(x[i : i + EVAL_BATCH])).argmax(dim=1).numpy() for i in range(0, len(x), EVAL_BATCH)
+        ]
+    return float((np.concatenate(pred) == y).mean())
 
 
 def fit(model: nn.Module, split: Split, cfg: TrainConfig, epochs: int, desc: str) -> None:
@@ -79,40 +95,36 @@ def fit(model: nn.Module, split: Split, cfg: TrainConfig, epochs: int, desc: str
         bar.set_postfix(loss=f"{loss.item():.3f}")
 
 
-def train_float(spec: Spec, split: Split, cfg: TrainConfig) -> FloatMLP:
+def train_float(spec: Spec, split: Split, cfg: TrainConfig) -> FloatNet:
     """The float reference every quantized model starts from (and is compared with)."""
     if split.n_classes > spec.layers[-1].units:
         raise BadInput(f"spec: last layer has {spec.layers[-1].units} units but the data has {split.n_classes} classes")
     torch.manual_seed(cfg.seed)
-    fmodel = FloatMLP(spec, split.n_features)
+    fmodel = FloatNet(spec, split.input_shape)
     fit(fmodel, split, cfg, cfg.float_epochs, "float training")
     return fmodel.eval()
 
 
-def quant_from_float(fmodel: nn.Module, spec: Spec, n_features: int, seed: int) -> QuantMLP:
-    """A QuantMLP of ``spec`` holding ``fmodel``'s weights (no calibration, no training)."""
+def quant_from_float(fmodel: FloatNet, spec: Spec, input_shape: int | tuple[int, ...], seed: int) -> QuantNet:
+    """A QuantNet of ``spec`` holding ``fmodel``'s weights, moved by module name (no calibration, no
+    training). ``input_shape`` is one sample's: a feature count or (C, H, W)."""
     torch.manual_seed(seed)
-    qmodel = QuantMLP(spec, n_features)
-    floats = [m for m in fmodel.modules() if isinstance(m, nn.Linear)]
-    quants = [m for m in qmodel.modules() if isinstance(m, nn.Linear)]
-    with torch.no_grad():
-        for f, q in zip(floats, quants, strict=True):
-            q.weight.copy_(f.weight)
-            q.bias.copy_(f.bias)
+    qmodel = QuantNet(spec, input_shape)
+    transfer_weights(fmodel, qmodel)
     return qmodel
 
 
 def qat(
-    fmodel: nn.Module, spec: Spec, split: Split, cfg: TrainConfig, desc: str = "quantization-aware training"
-) -> QuantMLP:
+    fmodel: FloatNet, spec: Spec, split: Split, cfg: TrainConfig, desc: str = "quantization-aware training"
+) -> QuantNet:
     """Quantization-aware training of ``spec`` starting from the float weights."""
-    qmodel = quant_from_float(fmodel, spec, split.n_features, cfg.seed)
+    qmodel = quant_from_float(fmodel, spec, split.input_shape, cfg.seed)
     fit(qmodel, split, cfg, cfg.epochs, desc)
     return qmodel.eval()
 
 
 def train(spec: Spec, split: Split, cfg: TrainConfig = TrainConfig()) -> TrainResult:
-    """Train the float MLP, copy its weights into the quantized one, then run QAT."""
+    """Train the float network, copy its weights into the quantized one, then run QAT."""
     fmodel = train_float(spec, split, cfg)
     qmodel = qat(fmodel, spec, split, cfg)
     return TrainResult(
@@ -120,16 +132,16 @@ def train(spec: Spec, split: Split, cfg: TrainConfig = TrainConfig()) -> TrainRe
     )
 
 
-CHECKPOINT_FORMAT = "fpga_mpq.checkpoint/1"
+CHECKPOINT_FORMAT = "fpga_mpq.checkpoint/2"  # 2: any spec's QuantNet and its input shape
 
 
-def save_checkpoint(result: TrainResult, n_features: int, path: Path) -> None:
+def save_checkpoint(result: TrainResult, input_shape: tuple[int, ...], path: Path) -> None:
     """Tensors and plain data only, so loading never runs code (``torch.load(weights_only=True)``)."""
     torch.save(
         {
             "format": CHECKPOINT_FORMAT,
             "spec": result.model.spec.to_dict(),
-            "n_features": n_features,
+            "input_shape": list(input_shape),
             "state_dict": dict(result.model.state_dict()),
             "accuracy_float": result.accuracy_float,
             "accuracy_quant": result.accuracy_quant,
@@ -156,9 +168,13 @@ def _read_checkpoint(path: Path) -> dict:
         raise BadInput(f"checkpoint {path} is not a fpga_mpq checkpoint (no format {CHECKPOINT_FORMAT!r})")
     if not isinstance(ck.get("spec"), dict):
         raise BadInput(f"checkpoint {path}: spec = {ck.get('spec')!r} must be the bit-width spec (a mapping)")
-    n = ck.get("n_features")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise BadInput(f"checkpoint {path}: n_features = {n!r} must be a positive integer")
+    shape = ck.get("input_shape")
+    if (
+        not isinstance(shape, list)
+        or len(shape) not in (1, 3)
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape)
+    ):
+        raise BadInput(f"checkpoint {path}: input_shape = {shape!r} must be [F] or [C, H, W] positive integers")
     state = ck.get("state_dict")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise BadInput(f"checkpoint {path}: state_dict must map names to tensors")
@@ -180,11 +196,11 @@ def is_checkpoint(path: Path) -> bool:
     return True
 
 
-def load_checkpoint(path: Path) -> tuple[QuantMLP, dict]:
+def load_checkpoint(path: Path) -> tuple[QuantNet, dict]:
     """Rebuild the quantized model from a checkpoint; returns it with the checkpoint's metadata."""
     ck = _read_checkpoint(path)
     try:
-        model = QuantMLP(spec_from_dict(ck["spec"]), ck["n_features"])
+        model = QuantNet(spec_from_dict(ck["spec"]), tuple(ck["input_shape"]))
         model.load_state_dict(ck["state_dict"])
     except BadInput as e:
         raise BadInput(f"checkpoint {path}: {e}") from None
