@@ -28,6 +28,9 @@ def test_cnn_is_exact_in_c_simulation(cnn_onnx, tmp_path, name):
     assert result["samples"] == 1000 and result["mismatches"] == 0
 
 
+RESIDUAL = "residual network, strided 1x1 shortcut"
+
+
 @pytest.mark.parametrize("name", list(CNN_ZOO))
 def test_cnn_is_exact_in_io_stream_which_is_the_default_for_cnns(cnn_onnx, tmp_path, name):
     api.generate(cnn_onnx(name), tmp_path / "prj")  # io left out: a CNN gets io_stream
@@ -35,19 +38,14 @@ def test_cnn_is_exact_in_io_stream_which_is_the_default_for_cnns(cnn_onnx, tmp_p
     assert meta["config"]["io"] == "stream"
     top = (tmp_path / "prj" / "firmware" / "mpq_top.cpp").read_text()
     assert "hls::stream" in top and "mpq::conv_2d" not in top
+    if name == RESIDUAL:
+        # Block 1's long branch is two padded 3x3 convolutions on 8x8 images: its first output needs
+        # 2 rows + 3 pixels of the fork (19), so the shortcut stream (Quant_10's output) holds 19.
+        assert "#pragma HLS STREAM variable=layer5_out depth=19" in top
+        assert "nnet::pointwise_conv_2d_cl" in top and "nnet::conv_2d_buffer_cl" in top
+        assert "FIFO depth rule" in (tmp_path / "prj" / "README.md").read_text()
     result = api.csim(tmp_path / "prj", random=1000, seed=1)
     assert result["samples"] == 1000 and result["mismatches"] == 0
-
-
-def test_residual_shortcut_fifo_holds_what_the_long_branch_buffers(cnn_onnx, tmp_path):
-    """Block 1: the long branch is two padded 3x3 convs on 8x8 images, so its first output needs
-    2 rows + 3 pixels of the fork (19); the shortcut stream must hold those 19 pixels."""
-    api.generate(cnn_onnx("residual network, strided 1x1 shortcut"), tmp_path / "prj", HlsConfig(io="stream"))
-    top = (tmp_path / "prj" / "firmware" / "mpq_top.cpp").read_text()
-    assert "#pragma HLS STREAM variable=layer5_out depth=19" in top  # Quant_10, the first shortcut
-    assert "nnet::pointwise_conv_2d_cl" in top and "nnet::conv_2d_buffer_cl" in top
-    readme = (tmp_path / "prj" / "README.md").read_text()
-    assert "FIFO depth" in readme
 
 
 def _conv_pool_network(conv: dict, pool: dict, h: int, w: int) -> Network:
@@ -115,7 +113,7 @@ def test_grouped_conv_that_is_not_depthwise_is_refused_in_io_stream_naming_the_l
 
 
 def test_cnn_trace_compares_every_tensor_by_name(cnn_onnx, tmp_path):
-    api.generate(cnn_onnx("residual network, strided 1x1 shortcut"), tmp_path / "prj", HlsConfig(io="parallel"))
+    api.generate(cnn_onnx(RESIDUAL), tmp_path / "prj", HlsConfig(io="parallel"))
     summary = api.csim(tmp_path / "prj", random=20, seed=2, trace=True)
     assert len(summary["layers"]) > 15 and summary["first_differing_tensor"] is None
 
