@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install demo test bench fuzz slow lint clean
+.PHONY: install fashion-mnist demo test bench fuzz slow lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -11,7 +11,17 @@ $(VENV)/.installed: pyproject.toml
 	# torch first, pinned: the CPU wheel on disk. An open range would pull a CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(MAKE) -s fashion-mnist
 	touch $@
+
+# Fashion-MNIST (the CNN specs' data) is a Debian package: installed here when missing and we are
+# root; otherwise `--data fashion` names the package in its error.
+FASHION = /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
+fashion-mnist:
+	@if [ ! -f $(FASHION) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1) \
+		|| echo "dataset-fashion-mnist could not be installed: the Fashion-MNIST specs and tests are skipped"; fi
 
 install: $(VENV)/.installed
 

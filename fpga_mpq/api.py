@@ -65,8 +65,13 @@ def train(
 
 
 def export(checkpoint: Path, out: Path, data: Path | str | None = None, force: bool = False) -> dict:
-    """Export a checkpoint to QONNX and assert qonnx's execution equals Brevitas on the test set."""
-    from fpga_mpq.export import check_qonnx_equals_brevitas, export_qonnx_file, is_exported_onnx
+    """Export a checkpoint to QONNX and compare qonnx's execution with Brevitas on the test set.
+
+    They must be equal, except where the model has BatchNorm: PyTorch and onnxruntime compute it in
+    float32 with different operation orders, so a value on a quantizer's boundary can round either
+    way. That count is reported, never hidden; the hardware is checked against the QONNX graph.
+    """
+    from fpga_mpq.export import compare_qonnx_with_brevitas, export_qonnx_file, has_batchnorm, is_exported_onnx
     from fpga_mpq.train import load_checkpoint
 
     target = check_output(out, [checkpoint, _file(data)], force, owned=is_exported_onnx)
@@ -76,8 +81,15 @@ def export(checkpoint: Path, out: Path, data: Path | str | None = None, force: b
         raise BadInput(f"data has samples of shape {split.input_shape}, the checkpoint expects {model.input_shape}")
     with atomic_file(target) as tmp:
         export_qonnx_file(model, model.input_shape, tmp)
-        check_qonnx_equals_brevitas(model, tmp, split.x_test)
-    return {"onnx": str(out), "samples": len(split.x_test), "qonnx_equals_brevitas": True}
+        got, differ = compare_qonnx_with_brevitas(model, tmp, split.x_test)
+        if differ and not has_batchnorm(model):
+            raise VerificationFailed(f"QONNX execution differs from Brevitas in {differ} of {got.size} outputs")
+    return {
+        "onnx": str(out),
+        "samples": len(split.x_test),
+        "qonnx_equals_brevitas": differ == 0,
+        "outputs_differing_from_brevitas": differ,
+    }
 
 
 def _load_network(model: Path, input_type: FixedType | None) -> Network:
@@ -314,12 +326,13 @@ def search(
     max_drop: float | None = None,
     budget: str | None = None,
     part: str = "xczu9eg",
-    epochs: int = 40,
+    epochs: int | None = None,
     seed: int = 0,
     force: bool = False,
 ) -> dict:
     """Mixed-precision search: the chosen spec, both Pareto fronts and the iso-accuracy comparison
-    with uniform precision. An unmeetable target raises ``VerificationFailed`` (exit 1)."""
+    with uniform precision. An unmeetable target raises ``VerificationFailed`` (exit 1). ``spec`` is
+    an MLP or a CNN; ``data`` and ``epochs`` default to the spec's own, as in ``train``."""
     from fpga_mpq.mpq import Target, parse_budget
     from fpga_mpq.mpq.search import search as run_search
     from fpga_mpq.mpq.search import write_outputs
@@ -329,8 +342,9 @@ def search(
     if (max_drop is None) == (budget is None):
         raise BadInput("give exactly one target: --max-drop POINTS or --budget METRIC=N")
     target = Target(max_drop=max_drop) if max_drop is not None else parse_budget(budget)
-    cfg = TrainConfig(epochs=epochs, float_epochs=epochs, seed=seed)
-    base, split = load_spec(spec), load_split(data)
+    base = load_spec(spec)
+    cfg = TrainConfig.for_spec(base, epochs, seed)
+    split = load_split(data, base)
     result = run_search(method, base, split, candidates, target, part=part, seed=seed, train_cfg=cfg)
     if not result.feasible:  # nothing is written: a previous search's result stays as it was
         raise VerificationFailed(result.reason)
@@ -417,13 +431,13 @@ def flow(
         save_spec(load_spec(spec), tmp / "spec.yaml")
 
         t = time.perf_counter()
-        export(tmp / "model.pt", tmp / "model.onnx", data)
+        exported = export(tmp / "model.pt", tmp / "model.onnx", data)
         seconds["export"] = time.perf_counter() - t
 
         t = time.perf_counter()
         net = _load_network(tmp / "model.onnx", None)
-        x_test = load_split(data).x_test
-        _check_golden_equals_qonnx(net, tmp / "model.onnx", x_test)
+        test = load_split(data)
+        hardware = _check_golden_equals_qonnx(net, tmp / "model.onnx", test.x_test)
         seconds["ir_golden"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -437,6 +451,8 @@ def flow(
         summary = {
             "accuracy_float": trained["accuracy_float"],
             "accuracy_quant": trained["accuracy_quant"],
+            "accuracy_hardware": float((hardware.argmax(axis=1) == test.y_test).mean()),
+            "outputs_differing_from_brevitas": exported["outputs_differing_from_brevitas"],
             "spec": trained["spec"],
             "csim": sim,
             "project": str(Path(out) / "hls"),
@@ -448,10 +464,12 @@ def flow(
     return summary
 
 
-def _check_golden_equals_qonnx(net: Network, onnx_path: Path, x: np.ndarray) -> None:
+def _check_golden_equals_qonnx(net: Network, onnx_path: Path, x: np.ndarray) -> np.ndarray:
+    """The golden model's outputs, which must equal qonnx's bit for bit."""
     from fpga_mpq.export import execute_qonnx
 
     ref = execute_qonnx(onnx_path, x)
     got = run(net, x).output.astype(np.float32)
     if not np.array_equal(ref, got):
         raise VerificationFailed(f"golden model differs from QONNX in {int((ref != got).sum())} outputs")
+    return got

@@ -205,6 +205,7 @@ def _print_table(command: str, s: dict) -> None:
         rows = [
             ("float accuracy", f"{100 * s['accuracy_float']:.2f} %"),
             ("quantized accuracy", f"{100 * s['accuracy_quant']:.2f} %"),
+            ("hardware accuracy", f"{100 * s['accuracy_hardware']:.2f} % (golden model == QONNX == C-sim)"),
             ("input bits", str(s["spec"]["input"]["bits"])),
         ]
         for i, layer in enumerate(s["spec"]["layers"]):
@@ -220,8 +221,8 @@ def _print_table(command: str, s: dict) -> None:
         ratio = s["iso_accuracy_cost_ratio"]
         rows = [
             ("method", s["method"]),
-            ("weight bits", " / ".join(map(str, c["weight_bits"]))),
-            ("activation bits", " / ".join(map(str, c["act_bits"][:-1]))),
+            ("weight bits", ", ".join(f"{g} {b}" for g, b in c["widths"].items() if g.endswith(".weight"))),
+            ("activation bits", ", ".join(f"{g} {b}" for g, b in c["widths"].items() if not g.endswith(".weight"))),
             ("test accuracy", f"{100 * c['test_acc']:.2f} % (float {100 * s['accuracy_float']['test']:.2f} %)"),
             ("costs", costs),
             (

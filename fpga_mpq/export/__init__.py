@@ -73,13 +73,27 @@ def execute_qonnx(path: Path, x: np.ndarray, tensor: str | None = None) -> np.nd
     return np.asarray(ctx[out]).reshape(len(x), -1)
 
 
-def check_qonnx_equals_brevitas(model: torch.nn.Module, path: Path, x: np.ndarray) -> np.ndarray:
-    """Run both on ``x``; any difference is a verification failure. Returns the QONNX outputs."""
+def compare_qonnx_with_brevitas(model: torch.nn.Module, path: Path, x: np.ndarray) -> tuple[np.ndarray, int]:
+    """Run both on ``x``; returns the QONNX outputs and how many outputs differ from Brevitas."""
     model.eval()
     with torch.no_grad():
-        ref = model(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy().reshape(len(x), -1)
+        ref = np.concatenate(
+            [
+                model(torch.from_numpy(np.asarray(x[i : i + 1000], dtype=np.float32))).numpy()
+                for i in range(0, len(x), 1000)
+            ]
+        ).reshape(len(x), -1)
     got = execute_qonnx(path, x.reshape(len(x), -1))
-    if not np.array_equal(ref, got):
-        bad = int((ref != got).sum())
-        raise VerificationFailed(f"QONNX execution differs from Brevitas in {bad} of {ref.size} outputs")
+    return got, int((ref != got).sum())
+
+
+def has_batchnorm(model: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def check_qonnx_equals_brevitas(model: torch.nn.Module, path: Path, x: np.ndarray) -> np.ndarray:
+    """Run both on ``x``; any difference is a verification failure. Returns the QONNX outputs."""
+    got, bad = compare_qonnx_with_brevitas(model, path, x)
+    if bad:
+        raise VerificationFailed(f"QONNX execution differs from Brevitas in {bad} of {got.size} outputs")
     return got
