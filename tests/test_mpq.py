@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -11,12 +13,13 @@ from fpga_mpq.errors import BadInput
 from fpga_mpq.export import check_qonnx_equals_brevitas, export_qonnx_file
 from fpga_mpq.models.net import QuantNet
 from fpga_mpq.models.spec import DEFAULT_SPEC, spec_from_dict
-from fpga_mpq.mpq import Problem, Target, Widths, apply_widths, calibrate, check_candidates, parse_budget, widths_of
-from fpga_mpq.mpq.cost import CostModel, effective_bits, layer_quants, spec_bops
+from fpga_mpq.mpq import Problem, Target, calibrate, check_candidates, parse_budget
+from fpga_mpq.mpq.cost import CostModel, effective_bits, layer_quants
 from fpga_mpq.mpq.front import Point, iso_accuracy_cost_ratio, pareto, plot, uniform_beaten, write_csv
 from fpga_mpq.mpq.ptq import correct_biases
-from fpga_mpq.mpq.sdq import SdqConfig, StochasticMLP, _within_noise
+from fpga_mpq.mpq.sdq import SdqConfig, StochasticNet, _within_noise
 from fpga_mpq.mpq.search import search, write_outputs
+from fpga_mpq.mpq.widths import Widths, apply_widths, widths_of
 from fpga_mpq.train import TrainConfig, load_checkpoint, quant_from_float, train_float
 
 FAST = TrainConfig(epochs=2, float_epochs=5)
@@ -30,6 +33,11 @@ def split():
     return load_split()
 
 
+def _mlp(weights: tuple[int, ...], inputs: tuple[int, ...]) -> Widths:
+    """DEFAULT_SPEC's widths: each layer's weights, then each layer's input (the network input first)."""
+    return Widths(widths_of(DEFAULT_SPEC).groups, (*weights, *inputs))
+
+
 def test_effective_bits_strip_trailing_zeros_and_count_the_sign():
     w = np.array([0, 1, -1, 2, 3, 6, -8, 5, -7])
     assert effective_bits(w, signed=True).tolist() == [0, 2, 2, 2, 3, 3, 2, 4, 4]
@@ -40,7 +48,7 @@ def test_measured_costs_match_the_formulas():
     torch.manual_seed(0)
     model = QuantNet(DEFAULT_SPEC, 64).eval()
     costs = CostModel().measure(model)
-    assert costs["bops"] == spec_bops(DEFAULT_SPEC, 64)
+    assert costs["bops"] == 64 * 32 * 6 * 8 + 32 * 32 * 4 * 6 + 32 * 10 * 3 * 4
     by_hand = 0
     for lq in layer_quants(model):
         assert lq.weights.shape[1] in (32, 10) and lq.w_type.signed
@@ -69,7 +77,7 @@ def test_front_and_iso_accuracy_ratio(tmp_path):
     points = uni + [_point("ptq", 150, 0.945)]
     write_csv(points, tmp_path / "p.csv", "bops")
     rows = (tmp_path / "p.csv").read_text().splitlines()
-    assert len(rows) == 1 + len(points) and rows[0].startswith("method,label,weight_bits")
+    assert len(rows) == 1 + len(points) and rows[0].startswith("method,label,layers[0].weight")
     plot(points, tmp_path / "p.png", "bops", points[-1])
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -82,7 +90,8 @@ def test_bad_candidates_are_rejected(bad):
 
 def test_one_bit_candidate_is_for_activations_only():
     ladders = check_candidates([1, 2, 4])
-    assert ladders.weights == (2, 4) and ladders.acts == (1, 2, 4) and ladders.of(("x", 0)) == (1, 2, 4)
+    groups = {g.name: g for g in widths_of(DEFAULT_SPEC).groups}
+    assert ladders.weights == (2, 4) and ladders.acts == (1, 2, 4) and ladders.of(groups["input"]) == (1, 2, 4)
 
 
 @pytest.mark.parametrize(
@@ -153,7 +162,7 @@ def test_each_method_respects_a_tiny_budget_and_is_reproducible(split, method):
 
 def test_ptq_design_is_saved_and_exported_without_retraining(split, tmp_path):
     r = search("ptq", DEFAULT_SPEC, split, CANDIDATES, BUDGET, train_cfg=FAST, calib_samples=128)
-    paths = write_outputs(r, tmp_path, split.n_features)
+    paths = write_outputs(r, tmp_path, split.input_shape)
     assert {"spec", "checkpoint", "pareto_csv", "pareto_png"} <= set(paths)
     model, ck = load_checkpoint(tmp_path / "model.pt")
     assert spec_from_dict(ck["spec"]) == r.chosen.spec
@@ -168,7 +177,7 @@ def test_ptq_design_is_saved_and_exported_without_retraining(split, tmp_path):
 def test_bias_correction_removes_the_mean_output_error_of_weight_rounding(split):
     torch.manual_seed(0)
     fmodel = train_float(DEFAULT_SPEC, split, FAST)
-    spec = apply_widths(DEFAULT_SPEC, Widths((3, 3, 3), (8, 3, 3)))
+    spec = apply_widths(DEFAULT_SPEC, _mlp((3, 3, 3), (8, 3, 3)))
     x = split.x_train[:256]
     with torch.no_grad():
         ref = fmodel(torch.from_numpy(x))
@@ -184,12 +193,11 @@ def test_bias_correction_removes_the_mean_output_error_of_weight_rounding(split)
 
 def test_uniform_puts_every_group_at_one_width_and_the_input_is_searched():
     ladders = check_candidates([1, 2, 4])
-    assert ladders.uniform(DEFAULT_SPEC, 1) == Widths((2, 2, 2), (1, 1, 1))
+    assert ladders.uniform(DEFAULT_SPEC, 1) == _mlp((2, 2, 2), (1, 1, 1))
     spec = apply_widths(DEFAULT_SPEC, ladders.uniform(DEFAULT_SPEC, 4))
     assert spec.input_bits == 4 and [la.act_bits for la in spec.layers] == [4, 4, DEFAULT_SPEC.layers[-1].act_bits]
-    assert widths_of(spec) == Widths((4, 4, 4), (4, 4, 4))
-    signed = check_candidates([1, 2, 4], input_signed=True)
-    assert signed.cheapest(DEFAULT_SPEC) == Widths((2, 2, 2), (2, 1, 1))
+    assert widths_of(spec) == _mlp((4, 4, 4), (4, 4, 4))
+    assert ladders.cheapest(replace(DEFAULT_SPEC, input_signed=True)).bits == (2, 2, 2, 2, 1, 1)
 
 
 def test_sdq_cost_table_equals_the_cost_model_on_the_brevitas_model(split):
@@ -199,8 +207,8 @@ def test_sdq_cost_table_equals_the_cost_model_on_the_brevitas_model(split):
     ladders = check_candidates(CANDIDATES)
     problem = Problem(DEFAULT_SPEC, split, ladders, CostModel(), fmodel, FAST, 0.0, 0.0)
     x = split.x_train[:256]
-    net = StochasticMLP(problem, x, "lut")
-    for widths in (Widths((2, 4, 8), (2, 4, 8)), Widths((4, 2, 2), (8, 2, 4))):
+    net = StochasticNet(problem, x, "lut")
+    for widths in (_mlp((2, 4, 8), (2, 4, 8)), _mlp((4, 2, 2), (8, 2, 4))):
         model = calibrate(quant_from_float(fmodel, apply_widths(DEFAULT_SPEC, widths), split.n_features, 0), x)
         assert net.proxy(widths) == CostModel().measure(model)["lut"]
 

@@ -1,10 +1,10 @@
-"""Mixed-precision search: per-layer widths chosen against an accuracy or hardware-cost target.
+"""Mixed-precision search: per-quantizer widths chosen against an accuracy or hardware-cost target.
 
 Every configuration is a :class:`~fpga_mpq.models.spec.Spec`, so a chosen design flows through
-train, export and generate unchanged. The searched quantizers are each layer's weights and each
-layer's input: the network input, then each hidden activation. They are exactly the two operands of
-every multiplier, which is what the hardware cost depends on. The biases and the output quantizer
-keep the base spec's widths.
+train, export and generate unchanged. The searched quantizers (groups, :mod:`fpga_mpq.mpq.widths`)
+are each conv / dense layer's weights and every activation quantizer before the output: the two
+operands of every multiplier, which is what the hardware cost depends on, and a residual Add's
+inputs. The biases and the output quantizer keep the base spec's widths.
 
 The methods (``uniform``, ``ptq``, ``sdq``) share one interface, ``run(problem, target) -> MethodResult``;
 :func:`fpga_mpq.mpq.search.search` is the entry point.
@@ -26,71 +26,29 @@ from fpga_mpq.models.net import FloatNet, QuantNet
 from fpga_mpq.models.spec import Spec
 from fpga_mpq.mpq.cost import BUDGET_METRICS, CostModel
 from fpga_mpq.mpq.front import Point
+from fpga_mpq.mpq.widths import Group, Widths, widths_of
 from fpga_mpq.train import TrainConfig, accuracy
 
 MIN_CANDIDATE, MAX_CANDIDATE = 1, 16
 WEIGHT_MIN_BITS = 2  # a narrow-range signed 1-bit weight has only the level 0
 
 
-Group = tuple[str, int]  # ("w", layer): a layer's weights; ("x", layer): a layer's input
-
-
-@dataclass(frozen=True)
-class Widths:
-    """The searched widths per layer: its weight bits, and its input bits (network input or hidden activation)."""
-
-    weights: tuple[int, ...]
-    inputs: tuple[int, ...]
-
-    def label(self) -> str:
-        return "w" + "/".join(map(str, self.weights)) + " x" + "/".join(map(str, self.inputs))
-
-    def groups(self) -> list[Group]:
-        return [("w", i) for i in range(len(self.weights))] + [("x", i) for i in range(len(self.inputs))]
-
-    def get(self, g: Group) -> int:
-        return (self.weights if g[0] == "w" else self.inputs)[g[1]]
-
-    def set(self, g: Group, bits: int) -> Widths:
-        kind, i = g
-        if kind == "w":
-            return replace(self, weights=self.weights[:i] + (bits,) + self.weights[i + 1 :])
-        return replace(self, inputs=self.inputs[:i] + (bits,) + self.inputs[i + 1 :])
-
-
-def widths_of(spec: Spec) -> Widths:
-    acts = (spec.input_bits, *(la.act_bits for la in spec.layers[:-1]))
-    return Widths(tuple(la.weight_bits for la in spec.layers), acts)
-
-
-def apply_widths(spec: Spec, widths: Widths) -> Spec:
-    outs = (*widths.inputs[1:], spec.layers[-1].act_bits)
-    layers = tuple(
-        replace(la, weight_bits=w, act_bits=a) for la, w, a in zip(spec.layers, widths.weights, outs, strict=True)
-    )
-    return replace(spec, input_bits=widths.inputs[0], layers=layers)
-
-
 @dataclass(frozen=True)
 class Ladders:
-    """Allowed widths per group kind, ascending. Weights drop the 1-bit candidate (a narrow signed 1-bit
-    weight has only the level 0); so does a signed network input, whose hidden activations are unsigned."""
+    """Allowed widths per group, ascending. Weights drop the 1-bit candidate (a narrow signed 1-bit
+    weight has only the level 0); so does every signed activation quantizer (the network input when
+    signed, a residual Add's), as the search always did for a signed input."""
 
     weights: tuple[int, ...]
     acts: tuple[int, ...]
-    input_signed: bool = False
 
     def of(self, g: Group) -> tuple[int, ...]:
-        if g[0] == "w" or (g[1] == 0 and self.input_signed):
-            return self.weights
-        return self.acts
+        return self.weights if g.kind == "weight" or g.signed else self.acts
 
     def uniform(self, spec: Spec, bits: int) -> Widths:
         """Every group at ``bits`` (or at its lowest rung when ``bits`` is below it)."""
         template = widths_of(spec)
-        for g in template.groups():
-            template = template.set(g, max(bits, self.of(g)[0]))
-        return template
+        return replace(template, bits=tuple(max(bits, self.of(g)[0]) for g in template.groups))
 
     def widest(self, spec: Spec) -> Widths:
         return self._all(spec, -1)
@@ -100,12 +58,10 @@ class Ladders:
 
     def _all(self, spec: Spec, rung: int) -> Widths:
         template = widths_of(spec)
-        for g in template.groups():
-            template = template.set(g, self.of(g)[rung])
-        return template
+        return replace(template, bits=tuple(self.of(g)[rung] for g in template.groups))
 
 
-def check_candidates(candidates: tuple[int, ...] | list[int], input_signed: bool = False) -> Ladders:
+def check_candidates(candidates: tuple[int, ...] | list[int]) -> Ladders:
     """Validate the candidate list; bad widths are the user's error."""
     cands = tuple(candidates)
     if not cands:
@@ -117,7 +73,7 @@ def check_candidates(candidates: tuple[int, ...] | list[int], input_signed: bool
     weights = tuple(c for c in acts if c >= WEIGHT_MIN_BITS)
     if not weights:
         raise BadInput(f"--candidates: weights need at least {WEIGHT_MIN_BITS} bits, got only {list(acts)}")
-    return Ladders(weights, acts, input_signed)
+    return Ladders(weights, acts)
 
 
 @dataclass(frozen=True)
@@ -213,8 +169,9 @@ def seed_all(seed: int) -> None:
     np.random.seed(seed)
 
 
-def linears(model: nn.Module) -> list[nn.Linear]:
-    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+def weighted_ops(model: nn.Module) -> list[nn.Linear | nn.Conv2d]:
+    """Every conv and dense op (Brevitas' subclass them), in the order of ``Spec.weighted()``."""
+    return [m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
 
 
 def calibrate(qmodel: QuantNet, x: np.ndarray) -> QuantNet:

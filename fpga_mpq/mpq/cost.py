@@ -1,13 +1,20 @@
 """Hardware cost of a configuration: BOPs, exact bits, and the estimator's LUT / FF / DSP.
 
-* ``bops`` = Σ_layers MACs · b_w · b_in (HAWQ/SDQ convention; depends on the spec only).
-* ``exact_bits`` = Σ over every multiply of effective input bits × effective weight bits, where
-  the input bits are the layer's input activation width and a weight's effective bits are
-  0 for a zero weight, else the bit length of |w| with trailing zeros stripped, plus one for the
-  sign of a signed weight type (a power of two is a shift: 1 bit + sign). It follows the
-  HGQ "EBOPs" idea, which tracks LUT + 55·DSP for fully unrolled designs.
-* ``lut``, ``ff``, ``dsp`` from ``fpga_mpq.estimate.dense_cost`` for the target part (the HLS
-  design's constant-weight dense layers).
+Each conv or dense layer is priced through its kernel matrix: (n_in, n_out) for a dense layer,
+(K·K·C/groups, F) for a conv, whose group g is the columns g·F/groups … (g+1)·F/groups.
+
+* ``bops`` = Σ_layers MACs per output pixel · output pixels · b_w · b_in (HAWQ/SDQ convention),
+  b_in the width of the activation quantizer feeding the layer (through any maxpool or flatten):
+  every multiply the network does, whatever hardware does it.
+* ``exact_bits`` = Σ over the kernel matrix of effective input bits × effective weight bits, where
+  a weight's effective bits are 0 for a zero weight, else the bit length of |w| with trailing zeros
+  stripped, plus one for the sign of a signed weight type (a power of two is a shift: 1 bit + sign).
+  It follows the HGQ "EBOPs" idea, which tracks LUT + 55·DSP of the multipliers that exist.
+* ``lut``, ``ff``, ``dsp`` from ``fpga_mpq.estimate.dense_cost`` for the target part, summed over
+  the groups of the kernel matrix. A CNN runs in io_stream (the default for CNNs): one instance of
+  a conv's kernel is reused over the pixels, so a conv costs its kernel, not its kernel × pixels.
+
+``exact_bits`` and the estimator figures are per kernel instance; only ``bops`` counts pixels.
 """
 
 from __future__ import annotations
@@ -17,12 +24,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from brevitas.nn import QuantConv2d, QuantLinear
+from torch import nn
 
 from fpga_mpq.errors import BadInput
 from fpga_mpq.estimate import dense_cost, find_part
 from fpga_mpq.ir.types import FixedType
 from fpga_mpq.models.net import QuantNet
-from fpga_mpq.models.spec import Spec
 
 DEFAULT_PART = "xczu9eg"
 ESTIMATOR_METRICS = ("lut", "ff", "dsp")
@@ -52,22 +60,21 @@ def exact_bits(w: np.ndarray, w_signed: bool, in_bits: int) -> float:
     return float(effective_bits(w, w_signed).sum() * in_bits)
 
 
-def spec_bops(spec: Spec, n_features: int) -> float:
-    """BOPs from the spec alone: the input feeds layer 0, each hidden activation the next layer."""
-    total, fan_in, in_bits = 0, n_features, spec.input_bits
-    for layer in spec.layers:
-        total += fan_in * layer.units * layer.weight_bits * in_bits
-        fan_in, in_bits = layer.units, layer.act_bits
-    return float(total)
-
-
 @dataclass(frozen=True)
 class LayerQuant:
-    """What one layer's hardware depends on: integer weights (n_in, n_out) and both operand types."""
+    """What one conv or dense layer's hardware depends on: its integer kernel matrix (n_in, n_out), both
+    operand types, its group count and its output pixels (1 for a dense layer)."""
 
     weights: np.ndarray
     w_type: FixedType
     in_type: FixedType
+    groups: int = 1
+    pixels: int = 1
+
+
+def kernel_matrix(w: torch.Tensor) -> np.ndarray:
+    """A dense (F, n_in) or conv (F, C/groups, K, K) weight as the (n_in, F) matrix each output multiplies."""
+    return w.reshape(w.shape[0], -1).T.numpy()
 
 
 def _fixed_type(scale: torch.Tensor, bits: torch.Tensor, signed: bool) -> FixedType:
@@ -79,22 +86,36 @@ def _fixed_type(scale: torch.Tensor, bits: torch.Tensor, signed: bool) -> FixedT
 
 
 def layer_quants(model: QuantNet) -> list[LayerQuant]:
-    """Read each QuantLinear's integer weights and its weight and input types from Brevitas."""
+    """Each conv / dense layer's integer weights, and its weight and input types as Brevitas holds them
+    (the input read from the quantized tensor that reaches it), in the order of ``Spec.weighted()``."""
     model.eval()
+    ops = [m for m in model.modules() if isinstance(m, QuantLinear | QuantConv2d)]
+    seen: dict[nn.Module, tuple] = {}
+
+    def record(op: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        seen[op] = (args[0], out.shape)
+
+    hooks = [op.register_forward_hook(record) for op in ops]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *model.input_shape))
+    finally:
+        for h in hooks:
+            h.remove()
     out = []
     with torch.no_grad():
-        x = model.input_quant(torch.zeros(1, *model.input_shape))
-        for block in model.layers:
-            qw = block.op.quant_weight()
-            w_int = torch.round(qw.value / qw.scale).to(torch.int64).numpy().T
+        for op in ops:
+            x, shape = seen[op]
+            qw = op.quant_weight()
             out.append(
                 LayerQuant(
-                    weights=w_int,
+                    weights=kernel_matrix(torch.round(qw.value / qw.scale).to(torch.int64)),
                     w_type=_fixed_type(qw.scale, qw.bit_width, qw.signed),
                     in_type=_fixed_type(x.scale, x.bit_width, x.signed),
+                    groups=getattr(op, "groups", 1),
+                    pixels=math.prod(shape[2:]),
                 )
             )
-            x = block(x)
     return out
 
 
@@ -119,13 +140,14 @@ class CostModel:
     def layer(self, lq: LayerQuant) -> dict[str, float]:
         n_in, n_out = lq.weights.shape
         costs = {
-            "bops": float(n_in * n_out * lq.w_type.width * lq.in_type.width),
+            "bops": float(n_in * n_out * lq.pixels * lq.w_type.width * lq.in_type.width),
             "exact_bits": exact_bits(lq.weights, lq.w_type.signed, lq.in_type.width),
         }
-        key = (lq.weights.tobytes(), lq.weights.shape, lq.w_type, lq.in_type)
+        key = (lq.weights.tobytes(), lq.weights.shape, lq.groups, lq.w_type, lq.in_type)
         if key not in self._cache:
-            raw = dense_cost(lq.weights, lq.in_type, lq.w_type, part=self.part)
-            self._cache[key] = {k: float(raw[k]) for k in ESTIMATOR_METRICS}
+            per_group = np.split(lq.weights, lq.groups, axis=1)
+            raw = [dense_cost(w, lq.in_type, lq.w_type, part=self.part) for w in per_group]
+            self._cache[key] = {k: float(sum(r[k] for r in raw)) for k in ESTIMATOR_METRICS}
         return costs | self._cache[key]
 
     def measure_layers(self, model: QuantNet) -> list[dict[str, float]]:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fpga_mpq.models.spec import Spec
+from fpga_mpq.mpq.widths import widths_of
 
 ISO_TOLERANCE = 0.005  # half an accuracy point
 CSV_METRICS = ("bops", "exact_bits", "lut", "ff", "dsp")
-CSV_HEADER = ("method", "label", "weight_bits", "act_bits", *CSV_METRICS, "val_acc", "test_acc", "sqnr_db", "on_front")
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,15 @@ class Point:
     test_acc: float
     sqnr: float | None = None
 
+    def widths(self) -> dict[str, int]:
+        """Every searched width by group name (``input``, ``layers[0].weight``, ``layers[2].add``, ...)."""
+        return widths_of(self.spec).by_name()
+
     def to_dict(self) -> dict:
         return {
             "method": self.method,
             "label": self.label,
-            "weight_bits": [la.weight_bits for la in self.spec.layers],
-            "act_bits": [la.act_bits for la in self.spec.layers],
+            "widths": self.widths(),
             "costs": self.costs,
             "val_acc": self.val_acc,
             "test_acc": self.test_acc,
@@ -73,21 +76,22 @@ def uniform_beaten(uniform: Iterable[Point], front: Iterable[Point], metric: str
 
 
 def write_csv(points: Iterable[Point], path: Path, metric: str) -> None:
-    """Every evaluated configuration with all cost metrics; ``on_front`` marks each method's Pareto points."""
+    """Every evaluated configuration: one column per searched width (all points share the base spec's
+    groups), all cost metrics; ``on_front`` marks each method's Pareto points."""
     points = list(points)
+    groups = list(points[0].widths()) if points else []
     on_front = set()
     for method in {p.method for p in points}:
         on_front |= {id(p) for p in pareto([p for p in points if p.method == method], metric)}
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(CSV_HEADER)
+        w.writerow(["method", "label", *groups, *CSV_METRICS, "val_acc", "test_acc", "sqnr_db", "on_front"])
         for p in points:
             w.writerow(
                 [
                     p.method,
                     p.label,
-                    "/".join(str(la.weight_bits) for la in p.spec.layers),
-                    "/".join(str(la.act_bits) for la in p.spec.layers),
+                    *p.widths().values(),
                     *(p.costs.get(m, "") for m in CSV_METRICS),
                     f"{p.val_acc:.4f}",
                     f"{p.test_acc:.4f}",

@@ -3,11 +3,12 @@
 No retraining: each configuration is the float model's weights in a QuantNet of that spec, fitted
 on a few hundred unlabeled training samples: activation ranges by Brevitas calibration mode, then
 bias correction (each layer's bias absorbs the mean output shift its weight rounding causes,
-E[x]·(W − Q(W)), first layer first, on calibrated and already-corrected inputs). On the digits MLP
+(W − Q(W))·E[x] for a dense layer, per output channel the mean over the batch and the pixels of
+conv(x, W − Q(W)) for a conv; first layer first, on calibrated and already-corrected inputs). On the digits MLP
 bias correction lifts uniform 3-bit from 89% to 93% test accuracy. (Clipping the weights to the
 power-of-two scale with the least weight error was tried and dropped: it lost accuracy at 2 and 4 bits.)
 
-1. Baseline: every group (a layer's weights; a layer's input) at the widest candidate.
+1. Baseline: every group (:mod:`fpga_mpq.mpq.widths`) at the widest candidate.
 2. Sensitivity: each group alone at each lower candidate, scored by the SQNR of the network
    output against the float model on the calibration set (label free).
 3. Front: from the baseline, repeatedly take the move (one group one rung down the ladder) with
@@ -25,11 +26,14 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from fpga_mpq.errors import BadInput
 from fpga_mpq.models.net import QuantNet
-from fpga_mpq.mpq import MethodResult, Problem, Target, Widths, apply_widths, calibrate, linears, make_point
+from fpga_mpq.mpq import MethodResult, Problem, Target, calibrate, make_point, weighted_ops
 from fpga_mpq.mpq.front import Point
+from fpga_mpq.mpq.widths import Widths, apply_widths, structure
 from fpga_mpq.train import quant_from_float
 
 CALIB_SAMPLES = 256
@@ -46,15 +50,23 @@ def sqnr_db(ref: np.ndarray, out: np.ndarray) -> float:
 
 def correct_biases(qmodel: QuantNet, x_cal: np.ndarray) -> QuantNet:
     """Fold the mean output error of weight rounding into each bias, first layer first."""
-    for lin in linears(qmodel):
+    for op in weighted_ops(qmodel):
         with torch.no_grad():
-            lin.bias += (lin.weight - lin.quant_weight().value) @ _mean_input(qmodel, lin, x_cal)
+            op.bias += _mean_shift(op, op.weight - op.quant_weight().value, _mean_input(qmodel, op, x_cal))
     return qmodel.eval()
 
 
-def _mean_input(qmodel: QuantNet, lin: torch.nn.Module, x: np.ndarray) -> torch.Tensor:
+def _mean_shift(op: nn.Module, dw: torch.Tensor, mean_x: torch.Tensor) -> torch.Tensor:
+    """The mean output change per channel a weight change ``dw`` makes on inputs of mean ``mean_x``
+    (linear in x, so the batch mean goes in; a conv's output is then averaged over its pixels)."""
+    if isinstance(op, nn.Linear):
+        return dw @ mean_x
+    return F.conv2d(mean_x[None], dw, None, op.stride, op.padding, op.dilation, op.groups).mean(dim=(0, 2, 3))
+
+
+def _mean_input(qmodel: QuantNet, op: nn.Module, x: np.ndarray) -> torch.Tensor:
     seen: list[torch.Tensor] = []
-    hook = lin.register_forward_pre_hook(lambda _, args: seen.append(getattr(args[0], "value", args[0])))
+    hook = op.register_forward_pre_hook(lambda _, args: seen.append(getattr(args[0], "value", args[0])))
     try:
         with torch.no_grad():
             qmodel(torch.from_numpy(x))
@@ -72,14 +84,19 @@ class _Evaluator:
             self.ref = problem.fmodel(torch.from_numpy(x_cal)).numpy()
         self.models: dict[Widths, QuantNet] = {}
         self.points: dict[Widths, Point] = {}
+        self.feeds = structure(problem.spec).feeds
         self.layer_costs: dict[tuple[int, int, int], dict[str, float]] = {}
+
+    def calibrated(self, widths: Widths) -> QuantNet:
+        """The configuration with calibrated activation ranges: all its costs depend on (bias correction
+        moves biases only), so pricing a move the greedy path does not take skips the correction."""
+        p = self.problem
+        qmodel = quant_from_float(p.fmodel, apply_widths(p.spec, widths), p.split.input_shape, p.train_cfg.seed)
+        return calibrate(qmodel, self.x_cal)
 
     def model(self, widths: Widths) -> QuantNet:
         if widths not in self.models:
-            p = self.problem
-            spec = apply_widths(p.spec, widths)
-            qmodel = quant_from_float(p.fmodel, spec, p.split.n_features, p.train_cfg.seed)
-            self.models[widths] = correct_biases(calibrate(qmodel, self.x_cal), self.x_cal)
+            self.models[widths] = correct_biases(self.calibrated(widths), self.x_cal)
         return self.models[widths]
 
     def sqnr(self, widths: Widths) -> float:
@@ -94,9 +111,10 @@ class _Evaluator:
 
     def cost(self, widths: Widths, metric: str) -> float:
         """Summed per-layer costs; a layer's cost depends only on its weight and input widths."""
-        keys = [(i, w, b) for i, (w, b) in enumerate(zip(widths.weights, widths.inputs, strict=True))]
+        keys = [(i, widths.get(w), widths.get(x)) for i, (w, x) in enumerate(self.feeds)]
         if any(k not in self.layer_costs for k in keys):
-            per_layer = self.problem.cost.measure_layers(self.model(widths))
+            model = self.models[widths] if widths in self.models else self.calibrated(widths)
+            per_layer = self.problem.cost.measure_layers(model)
             self.layer_costs |= dict(zip(keys, per_layer, strict=True))
         return sum(self.layer_costs[k][metric] for k in keys)
 
@@ -105,7 +123,7 @@ def _front_path(problem: Problem, ev: _Evaluator, metric: str) -> tuple[list[Wid
     """Phases 1 and 2: sensitivities, then the greedy sequence of configurations from the baseline."""
     ladders = problem.ladders
     base = ladders.widest(problem.spec)
-    groups = base.groups()
+    groups = base.groups
     base_sqnr = ev.sqnr(base)
     sens = {(g, c): ev.sqnr(base.set(g, c)) for g in groups for c in ladders.of(g)[:-1]}
     score = {(g, ladders.of(g)[-1]): base_sqnr for g in groups} | sens
@@ -124,10 +142,10 @@ def _front_path(problem: Problem, ev: _Evaluator, metric: str) -> tuple[list[Wid
             break
         _, _, k, cur = min(options, key=lambda o: o[:3])
         path.append(cur)
-        moves.append(f"{groups[k][0]}{groups[k][1]}->{cur.get(groups[k])}")
+        moves.append(f"{groups[k].name}->{cur.get(groups[k])}")
     log = {
         "baseline_sqnr_db": base_sqnr,
-        "sensitivity_sqnr_db": {f"{g[0]}{g[1]}@{c}": s for (g, c), s in sens.items()},
+        "sensitivity_sqnr_db": {f"{g.name}@{c}": s for (g, c), s in sens.items()},
         "moves": moves,
         "order_metric": metric,
     }

@@ -1,11 +1,12 @@
 """SDQ — Stochastic Differentiable Quantization (Huang et al., ICML 2022), our reading of the abstract.
 
-Stage 1, strategy search (a light fake-quantized copy of the float MLP, not Brevitas): every group
-(a layer's weights; a layer's input) holds an adjacent pair (lo, hi) of its ladder and a
-Differentiable Bitwidth Parameter β ∈ [0, 1]. Each step draws hi with probability β, else lo, and
+Stage 1, strategy search (a light fake-quantized copy of the float model, not Brevitas, for any
+spec: :class:`StochasticNet`): every group (:mod:`fpga_mpq.mpq.widths`) holds an adjacent pair
+(lo, hi) of its ladder and a Differentiable Bitwidth Parameter β ∈ [0, 1]. Each step draws hi with
+probability β, else lo (once per group: both inputs of a residual Add see one draw), and
 the straight-through mixture ``Q_lo + (z + β − sg(β))·(Q_hi − Q_lo)`` gives β the gradient
 ⟨∂L/∂q, Q_hi − Q_lo⟩. Loss = task + λ·E[cost]/cost(widest). The expected cost is exact under the
-independent draws: per layer, Σ over the four (weight, input) width pairs of their probability times
+independent draws: per conv / dense layer, Σ over the four (weight, input) width pairs of their probability times
 the budget metric measured by the cost model on the layer's current weights (a table refreshed every
 epoch), so the search optimises the same LUT / DSP / BOPs figure the budget names. λ follows a
 multiplicative controller towards a target that glides (log scale) from the widest cost down to the
@@ -26,24 +27,29 @@ one unlucky sample does not discard the cheaper half; the chosen design still me
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from brevitas.nn import QuantLinear
+from brevitas.nn import QuantConv2d, QuantLinear
 from torch import nn
+from torch.nn.utils import parametrize
 from tqdm import tqdm
 
 from fpga_mpq.errors import BadInput
 from fpga_mpq.ir.types import FixedType
-from fpga_mpq.models.net import QuantNet
-from fpga_mpq.mpq import Group, MethodResult, Problem, Target, Widths, apply_widths, calibrate, linears, make_point
-from fpga_mpq.mpq.cost import LayerQuant
+from fpga_mpq.models.net import FloatNet, QuantNet
+from fpga_mpq.mpq import MethodResult, Problem, Target, calibrate, make_point, weighted_ops
+from fpga_mpq.mpq.cost import LayerQuant, kernel_matrix
 from fpga_mpq.mpq.front import Point
-from fpga_mpq.train import quant_from_float
+from fpga_mpq.mpq.widths import Group, Widths, apply_widths, structure
+from fpga_mpq.train import EVAL_BATCH, quant_from_float
 
 log = logging.getLogger(__name__)
 CALIB_SAMPLES = 256
@@ -95,6 +101,7 @@ class _Dbp(nn.Module):
         self.ladder = ladder
         self.idx = max(len(ladder) - 2, 0)  # start at the top pair, all mass on the widest
         self.beta = nn.Parameter(torch.tensor(1.0))
+        self.z: torch.Tensor | None = None  # this step's draw, shared by every use of the quantizer
 
     @property
     def lo(self) -> int:
@@ -113,8 +120,9 @@ class _Dbp(nn.Module):
     def mix(self, q_lo: torch.Tensor, q_hi: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
         if gen is None:  # evaluation: the committed width
             return q_hi if self.beta.item() >= 0.5 else q_lo
-        z = (torch.rand((), generator=gen) < self.beta.detach()).float()
-        return q_lo + (z + self.beta - self.beta.detach()) * (q_hi - q_lo)
+        if self.z is None:
+            self.z = (torch.rand((), generator=gen) < self.beta.detach()).float()
+        return q_lo + (self.z + self.beta - self.beta.detach()) * (q_hi - q_lo)
 
     def settle(self, eps: float) -> None:
         """Clamp β and move the pair one rung when β sits at an end."""
@@ -128,63 +136,134 @@ class _Dbp(nn.Module):
                 self.beta.fill_(4 * eps)
 
 
-class StochasticMLP(nn.Module):
-    """The stage-1 network: float weights, fake-quantized with the widths its DBPs draw."""
+class _FakeQuantWeight(nn.Module):
+    """A weight parametrization: ``quantize(w)``, the weight as its group's DBP draws it."""
+
+    def __init__(self, quantize: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.quantize = quantize
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return self.quantize(w)
+
+
+class StochasticNet(nn.Module):
+    """The stage-1 network for any spec: a copy of the float model, its weights fake-quantized per conv /
+    dense op (a parametrization) and its activations per activation group (a forward hook on the
+    group's module; the network input in ``forward``), each at the width its group's DBP draws."""
 
     def __init__(self, problem: Problem, x_cal: np.ndarray, metric: str) -> None:
         super().__init__()
-        float_linears = linears(problem.fmodel)
-        self.weights = nn.ParameterList([nn.Parameter(f.weight.detach().clone()) for f in float_linears])
-        self.biases = nn.ParameterList([nn.Parameter(f.bias.detach().clone()) for f in float_linears])
-        groups = problem.ladders.widest(problem.spec).groups()
-        self.w_dbp = nn.ModuleList([_Dbp(problem.ladders.of(g)) for g in groups if g[0] == "w"])
-        self.x_dbp = nn.ModuleList([_Dbp(problem.ladders.of(g)) for g in groups if g[0] == "x"])
-        self.input_signed = problem.spec.input_signed
-        with torch.no_grad():  # each layer's input range from the float model on the calibration set
-            h = torch.from_numpy(x_cal)
-            tops = [float(h.abs().max())]
-            for lin in float_linears[:-1]:
-                h = torch.relu(lin(h))
-                tops.append(float(h.max()))
-        self.tops = tops
+        s = structure(problem.spec)
+        self.groups, self.feeds = s.groups, s.feeds
+        self.dbp = nn.ModuleList([_Dbp(problem.ladders.of(g)) for g in s.groups])
+        self.net = copy.deepcopy(problem.fmodel).eval()
+        self.ops = weighted_ops(self.net)
         self.problem, self.metric = problem, metric
+        self.gen: torch.Generator | None = None
+        self.tops, self.pixels = self._float_stats(x_cal)
+        modules = dict(self.net.named_modules())
+        self.hooks = []
+        for g, d in zip(self.groups, self.dbp, strict=True):
+            if g.kind == "weight":
+                fake_quant = _FakeQuantWeight(partial(self._weight, d))
+                parametrize.register_parametrization(modules[g.module], "weight", fake_quant)
+            elif g.name != "input":
+                self.hooks.append(modules[g.module].register_forward_hook(partial(self._act_hook, g, d)))
         self.refresh_costs()
 
+    def _float_stats(self, x_cal: np.ndarray) -> tuple[dict[Group, float], list[int]]:
+        """Each activation group's range (max |x| of the float model on the calibration set, over every
+        use of a shared quantizer) and each op's output pixels."""
+        modules = dict(self.net.named_modules())
+        tops = {g: float(np.abs(x_cal).max()) for g in self.groups if g.name == "input"}
+        pixels: dict[nn.Module, int] = {}
+
+        def act(g: Group, m: nn.Module, args: tuple, out: torch.Tensor) -> None:
+            tops[g] = max(tops.get(g, 0.0), float(out.abs().max()))
+
+        def op(m: nn.Module, args: tuple, out: torch.Tensor) -> None:
+            pixels[m] = math.prod(out.shape[2:])
+
+        hooks = [
+            modules[g.module].register_forward_hook(partial(act, g))
+            for g in self.groups
+            if g.kind == "act" and g not in tops
+        ]
+        hooks += [m.register_forward_hook(op) for m in self.ops]
+        try:
+            with torch.no_grad():
+                self.net(torch.from_numpy(x_cal))
+        finally:
+            for h in hooks:
+                h.remove()
+        return tops, [pixels[m] for m in self.ops]
+
+    def _weight(self, d: _Dbp, w: torch.Tensor) -> torch.Tensor:
+        return d.mix(_fq_weight(w, d.lo), _fq_weight(w, d.hi), self.gen)
+
+    def _act(self, g: Group, d: _Dbp, x: torch.Tensor) -> torch.Tensor:
+        top = self.tops[g]
+        return d.mix(_fq_act(x, d.lo, top, g.signed), _fq_act(x, d.hi, top, g.signed), self.gen)
+
+    def _act_hook(self, g: Group, d: _Dbp, m: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor:
+        return self._act(g, d, out)
+
     def forward(self, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-        h = x
-        for i, (w, b, d, a) in enumerate(zip(self.weights, self.biases, self.w_dbp, self.x_dbp, strict=True)):
-            signed = i == 0 and self.input_signed
-            h = a.mix(_fq_act(h, a.lo, self.tops[i], signed), _fq_act(h, a.hi, self.tops[i], signed), gen)
-            h = F.linear(h, d.mix(_fq_weight(w, d.lo), _fq_weight(w, d.hi), gen), b)
-            if i < len(self.weights) - 1:
-                h = torch.relu(h)
-        return h
+        """One draw per group per call (a quantizer used twice, as a residual Add's, keeps its draw)."""
+        self.gen = gen
+        for d in self.dbp:
+            d.z = None
+        k = self.groups.index(next(g for g in self.groups if g.name == "input"))
+        return self.net(self._act(self.groups[k], self.dbp[k], x))
+
+    def release(self) -> FloatNet:
+        """Remove the fake quantizers: the float model with the weights stage 1 learned. The cost table
+        and the DBPs stay for commitment; ``forward`` no longer quantizes."""
+        for h in self.hooks:
+            h.remove()
+        for op in self.ops:
+            parametrize.remove_parametrizations(op, "weight", leave_parametrized=False)
+        return self.net.eval()
+
+    def float_weight(self, i: int) -> torch.Tensor:
+        op = self.ops[i]
+        return (op.parametrizations.weight.original if parametrize.is_parametrized(op) else op.weight).detach()
 
     def refresh_costs(self) -> None:
         """Per layer, the budget metric of every (weight bits, input bits) pair on the current weights."""
+        dbps = self.dbps()
         self.table = [
             {
                 (wb, xb): self.problem.cost.layer(self._layer_quant(i, wb, xb))[self.metric]
-                for wb in d.ladder
-                for xb in a.ladder
+                for wb in dbps[w].ladder
+                for xb in dbps[x].ladder
             }
-            for i, (d, a) in enumerate(zip(self.w_dbp, self.x_dbp, strict=True))
+            for i, (w, x) in enumerate(self.feeds)
         ]
 
     def _layer_quant(self, i: int, w_bits: int, x_bits: int) -> LayerQuant:
         """Layer ``i`` as the Brevitas model would hold it at these widths (weights on the max-based scale)."""
-        w = self.weights[i].detach()
+        w = self.float_weight(i)
         m = 2 ** (w_bits - 1) - 1
         w_frac = _frac_bits(float(w.abs().max()), w_bits, True)
-        w_int = torch.clamp(torch.round(w * 2.0**w_frac), -m, m).to(torch.int64).numpy().T
-        signed = i == 0 and self.input_signed
-        x_frac = _frac_bits(self.tops[i], x_bits, signed)
-        return LayerQuant(w_int, FixedType(True, w_bits, w_bits - w_frac), FixedType(signed, x_bits, x_bits - x_frac))
+        w_int = torch.clamp(torch.round(w * 2.0**w_frac), -m, m).to(torch.int64)
+        x = self.feeds[i][1]
+        x_frac = _frac_bits(self.tops[x], x_bits, x.signed)
+        return LayerQuant(
+            kernel_matrix(w_int),
+            FixedType(True, w_bits, w_bits - w_frac),
+            FixedType(x.signed, x_bits, x_bits - x_frac),
+            groups=getattr(self.ops[i], "groups", 1),
+            pixels=self.pixels[i],
+        )
 
     def expected_cost(self) -> torch.Tensor:
         """Σ_layers Σ_(w, x) P(w)·P(x)·cost(w, x): exact under the independent draws, differentiable in every β."""
+        dbps = self.dbps()
         total = torch.zeros(())
-        for table, d, a in zip(self.table, self.w_dbp, self.x_dbp, strict=True):
+        for table, (w, x) in zip(self.table, self.feeds, strict=True):
+            d, a = dbps[w], dbps[x]
             for wb, pw in ((d.lo, 1 - d.beta), (d.hi, d.beta)):
                 for xb, px in ((a.lo, 1 - a.beta), (a.hi, a.beta)):
                     total = total + pw * px * table[(wb, xb)]
@@ -192,21 +271,21 @@ class StochasticMLP(nn.Module):
 
     def proxy(self, widths: Widths) -> float:
         """The table cost of a configuration: the cost model on the current weights."""
-        return sum(t[(w, x)] for t, w, x in zip(self.table, widths.weights, widths.inputs, strict=True))
+        return sum(t[(widths.get(w), widths.get(x))] for t, (w, x) in zip(self.table, self.feeds, strict=True))
 
     def dbps(self) -> dict[Group, _Dbp]:
-        return {("w", i): d for i, d in enumerate(self.w_dbp)} | {("x", i): a for i, a in enumerate(self.x_dbp)}
+        return dict(zip(self.groups, self.dbp, strict=True))
 
     def committed(self) -> Widths:
-        return Widths(tuple(d.committed() for d in self.w_dbp), tuple(a.committed() for a in self.x_dbp))
+        return Widths(self.groups, tuple(d.committed() for d in self.dbp))
 
 
-def _search(problem: Problem, net: StochasticMLP, budget: float, cfg: SdqConfig) -> list[dict]:
+def _search(problem: Problem, net: StochasticNet, budget: float, cfg: SdqConfig) -> list[dict]:
     """Stage 1: learn weights and DBPs under the λ-weighted expected cost; returns per-epoch logs."""
     seed = problem.train_cfg.seed
     gen = torch.Generator().manual_seed(seed)
     betas = [d.beta for d in net.dbps().values()]
-    opt_w = torch.optim.Adam([*net.weights, *net.biases], lr=problem.train_cfg.lr)
+    opt_w = torch.optim.Adam(net.net.parameters(), lr=problem.train_cfg.lr)
     opt_b = torch.optim.Adam(betas, lr=cfg.beta_lr)
     x, y = torch.from_numpy(problem.split.x_train), torch.from_numpy(problem.split.y_train)
     lam, history = cfg.lambda_init, []
@@ -215,6 +294,7 @@ def _search(problem: Problem, net: StochasticMLP, budget: float, cfg: SdqConfig)
     step = 0
     for epoch in tqdm(range(cfg.search_epochs), desc="SDQ strategy search", leave=False, disable=None):
         net.refresh_costs()
+        net.net.train()
         widest = net.proxy(problem.ladders.widest(problem.spec))
         rel_budget = budget / widest
         order = torch.randperm(len(x), generator=gen)
@@ -248,26 +328,26 @@ def _search(problem: Problem, net: StochasticMLP, budget: float, cfg: SdqConfig)
     return history
 
 
-def _commit(problem: Problem, net: StochasticMLP, budget: float) -> Widths:
+def _commit(problem: Problem, net: StochasticNet, budget: float) -> Widths:
     """Each group's likelier width; then, while over the proxy budget, the least-wanted group drops a rung."""
     widths = net.committed()
     while net.proxy(widths) > budget:
         options = []
-        for g, d in net.dbps().items():
+        for k, (g, d) in enumerate(net.dbps().items()):
             lower = [c for c in d.ladder if c < widths.get(g)]
             if lower:
-                options.append((d.beta.item(), g, lower[-1]))
+                options.append((d.beta.item(), k, g, lower[-1]))
         if not options:
             break
-        _, g, bits = min(options)
+        _, _, g, bits = min(options, key=lambda o: o[:2])
         widths = widths.set(g, bits)
     return widths
 
 
-def _bin_reg(lin: QuantLinear, entropy_weight: float) -> torch.Tensor:
+def _bin_reg(op: QuantLinear | QuantConv2d, entropy_weight: float) -> torch.Tensor:
     """Pull weights onto their quantization levels; keep the levels' soft occupancy high-entropy."""
-    qw = lin.quant_weight()
-    ws = lin.weight / qw.scale.detach()
+    qw = op.quant_weight()
+    ws = op.weight / qw.scale.detach()
     m = int(2 ** (int(qw.bit_width) - 1) - 1)
     levels = torch.arange(-m, m + 1, dtype=ws.dtype)
     pull = ((ws - torch.clamp(torch.round(ws), -m, m).detach()) ** 2).mean()
@@ -277,21 +357,17 @@ def _bin_reg(lin: QuantLinear, entropy_weight: float) -> torch.Tensor:
 
 
 def _finetune(
-    problem: Problem, net: StochasticMLP, widths: Widths, x_cal: np.ndarray, cfg: SdqConfig
+    problem: Problem, searched: FloatNet, widths: Widths, x_cal: np.ndarray, cfg: SdqConfig
 ) -> tuple[QuantNet, list[dict]]:
     """Stage 2: QAT of the committed spec from the searched weights, with distillation and bin regularisation."""
     tc = problem.train_cfg
     spec = apply_widths(problem.spec, widths)
-    qmodel = quant_from_float(problem.fmodel, spec, problem.split.n_features, tc.seed)
-    with torch.no_grad():
-        for q, w, b in zip(linears(qmodel), net.weights, net.biases, strict=True):
-            q.weight.copy_(w)
-            q.bias.copy_(b)
+    qmodel = quant_from_float(searched, spec, problem.split.input_shape, tc.seed)
     calibrate(qmodel, x_cal)
     gen = torch.Generator().manual_seed(tc.seed)
     x, y = torch.from_numpy(problem.split.x_train), torch.from_numpy(problem.split.y_train)
     with torch.no_grad():
-        teacher = problem.fmodel(x)
+        teacher = torch.cat([problem.fmodel(x[i : i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)])
     opt = torch.optim.Adam(qmodel.parameters(), lr=tc.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(tc.epochs, 1))
     t, history = cfg.kd_temperature, []
@@ -304,7 +380,7 @@ def _finetune(
             out = qmodel(x[idx])
             task = F.cross_entropy(out, y[idx])
             kd = F.kl_div(F.log_softmax(out / t, 1), F.softmax(teacher[idx] / t, 1), reduction="batchmean") * t * t
-            reg = sum(_bin_reg(lin, cfg.entropy_weight) for lin in linears(qmodel))
+            reg = sum(_bin_reg(op, cfg.entropy_weight) for op in weighted_ops(qmodel))
             opt.zero_grad()
             ((1 - cfg.kd_alpha) * task + cfg.kd_alpha * kd + cfg.bin_reg * reg).backward()
             opt.step()
@@ -322,13 +398,14 @@ def _probe(
 ) -> tuple[Point, QuantNet, dict]:
     """One SDQ run at ``budget`` (in the metric's units): search, commit, fine-tune, check, repair."""
     torch.manual_seed(problem.train_cfg.seed)
-    net = StochasticMLP(problem, x_cal, target_metric)
+    net = StochasticNet(problem, x_cal, target_metric)
     search_log = _search(problem, net, budget, cfg)
     net.refresh_costs()
+    searched = net.release()
     proxy_budget, rounds = budget, []
     for _ in range(REPAIR_ROUNDS):
         widths = _commit(problem, net, proxy_budget)
-        model, ft_log = _finetune(problem, net, widths, x_cal, cfg)
+        model, ft_log = _finetune(problem, searched, widths, x_cal, cfg)
         point = make_point(problem, "sdq", f"sdq {target_metric}<={budget:.4g} {widths.label()}", model)
         rounds.append({"widths": widths.label(), "cost": point.costs[target_metric], "finetune": ft_log})
         if point.costs[target_metric] <= budget:
@@ -349,7 +426,7 @@ def run(
     if target.budget is not None:
         probes.append(_probe(problem, metric, target.budget, x_cal, cfg))
     else:
-        net = StochasticMLP(problem, x_cal, metric)
+        net = StochasticNet(problem, x_cal, metric)
         widest_cost = net.proxy(problem.ladders.widest(problem.spec))
         lo, hi = math.log(net.proxy(problem.ladders.cheapest(problem.spec))), math.log(widest_cost)
         for _ in range(cfg.probes):

@@ -15,7 +15,6 @@ from fpga_mpq.mpq import (
     MethodResult,
     Problem,
     Target,
-    apply_widths,
     calibrate,
     check_candidates,
     make_point,
@@ -26,6 +25,7 @@ from fpga_mpq.mpq import (
 )
 from fpga_mpq.mpq.cost import DEFAULT_PART, CostModel
 from fpga_mpq.mpq.front import Point, iso_accuracy_cost_ratio, pareto, plot, uniform_beaten, write_csv
+from fpga_mpq.mpq.widths import apply_widths
 from fpga_mpq.train import TrainConfig, TrainResult, accuracy, quant_from_float, save_checkpoint, train_float
 
 METHODS: dict[str, Callable[..., MethodResult]] = {"uniform": uniform.run, "ptq": ptq.run, "sdq": sdq.run}
@@ -99,7 +99,7 @@ def search(
     (ptq: ``calib_samples``, ``use_labels``; sdq: ``cfg=SdqConfig(...)``, ``calib_samples``)."""
     if method not in METHODS:
         raise BadInput(f"--method {method!r}: one of {', '.join(METHODS)}")
-    ladders = check_candidates(candidates, spec.input_signed)
+    ladders = check_candidates(candidates)
     cost = CostModel(part)
     if target.budget is not None:
         cost.check_metric(target.metric)
@@ -154,7 +154,7 @@ def _cheapest_over_budget(problem: Problem, target: Target) -> MethodResult | No
         return None
     p = problem
     spec = apply_widths(p.spec, p.ladders.cheapest(p.spec))
-    model = calibrate(quant_from_float(p.fmodel, spec, p.split.n_features, p.train_cfg.seed), p.split.x_train[:256])
+    model = calibrate(quant_from_float(p.fmodel, spec, p.split.input_shape, p.train_cfg.seed), p.split.x_train[:256])
     point = make_point(p, "cheapest", "all lowest candidates", model)
     if point.costs[target.metric] <= target.budget:
         return None
