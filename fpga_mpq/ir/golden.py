@@ -23,7 +23,7 @@ from fpga_mpq.ir.network import (
     unsupported_layer,
 )
 from fpga_mpq.ir.tabulate import apply_threshold
-from fpga_mpq.ir.types import quantize_float, requantize, to_float
+from fpga_mpq.ir.types import FixedType, quantize_float, requantize, to_float
 
 
 @dataclass(frozen=True)
@@ -82,60 +82,145 @@ def quantize_input(net: Network, x: np.ndarray) -> np.ndarray:
     return quantize_float(host_input(net, x), net.input.out)
 
 
-FLOAT64_EXACT_BITS = 50  # integer sums below 2**53 are exact in float64, whatever the summation order
+# Significand bits: every integer of magnitude below 2**bits is exact in the float type.
+EXACT_FLOATS: tuple[tuple[type[np.floating], int], ...] = ((np.float32, 24), (np.float64, 53))
+CHUNK_ELEMENTS = 1 << 22  # im2col columns per chunk of samples: bounded memory, and faster in cache
+LUT_MAX_ENTRIES = 1 << 22  # threshold lookup table cells (channels x input values)
+
+
+def partial_sum_bound(in_type: FixedType, weight: np.ndarray) -> int:
+    """A bound on every value an exact ``x @ weight`` computes for ``x`` in ``in_type``: the operands
+    and every partial sum, in any summation order (each partial sum lies between the sum of the
+    negative products and the sum of the positive products of its column). It rests on the IR's
+    invariant that a tensor's values lie in its type, which every layer here keeps."""
+    if weight.size == 0:
+        return max(-in_type.min_int, in_type.max_int)
+    lo, hi = in_type.min_int, in_type.max_int
+    w_max = max(-int(weight.min()), int(weight.max()))
+    if w_max * max(-lo, hi) * weight.shape[0] >= 2**63:  # the int64 sums below could overflow
+        return 2**63
+    ends = np.stack([weight * lo, weight * hi])
+    pos = np.maximum(ends.max(axis=0), 0).sum(axis=0)
+    neg = np.minimum(ends.min(axis=0), 0).sum(axis=0)
+    return max(int(pos.max()), -int(neg.min()), -lo, hi, w_max)
+
+
+def exact_dtype(bound: int) -> type[np.integer] | type[np.floating]:
+    """The narrowest dtype that computes exactly on integers of magnitude up to ``bound``. numpy's
+    integer matmul does not use BLAS; float BLAS is ~50x faster and exact when every operand and
+    partial sum is an integer the significand holds (gemm sums products: no Strassen). int64
+    otherwise, exact because the accumulator type bounds the result."""
+    for dtype, bits in EXACT_FLOATS:
+        if bound < 2**bits:
+            return dtype
+    return np.int64
+
+
+def _aligned_bias(layer: Dense | Conv) -> np.ndarray:
+    return layer.bias << (layer.out.frac - layer.bias_type.frac)
+
+
+def _product_shift(layer: Dense | Conv) -> int:
+    """Products onto the accumulator's grid (>= 0: the accumulator keeps every fraction bit)."""
+    return layer.out.frac - layer.in_type.frac - layer.weight_type.frac
+
+
+def accumulator_dtype(layer: Dense | Conv, weight: np.ndarray) -> type[np.integer] | type[np.floating]:
+    """The dtype for ``x @ weight``, then ``* 2**shift + bias``: its bound covers every step."""
+    bound = partial_sum_bound(layer.in_type, weight)
+    bias = _aligned_bias(layer)
+    bias_max = max(-int(bias.min()), int(bias.max())) if bias.size else 0
+    return exact_dtype(max(bound, (bound << _product_shift(layer)) + bias_max))
+
+
+def _finish(acc: np.ndarray, shift: int, bias: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = acc * 2**shift + bias`` computed in ``acc``'s dtype, exact within the bound of
+    ``accumulator_dtype``; the cast to int64 happens on the way into ``out``."""
+    if shift:
+        acc *= acc.dtype.type(2**shift)  # a power of two: exact
+    np.add(acc, bias.astype(acc.dtype), out=out, casting="unsafe")
 
 
 def _dense(layer: Dense, m: np.ndarray) -> np.ndarray:
-    frac = layer.out.frac
-    flat = m.reshape(-1, layer.n_in)
-    if layer.out.width <= FLOAT64_EXACT_BITS:  # BLAS is ~50x faster than numpy's integer matmul
-        acc = (flat.astype(np.float64) @ layer.weight.astype(np.float64)).astype(np.int64)
-    else:
-        acc = flat @ layer.weight  # int64, exact: the accumulator type bounds every partial sum
-    acc = acc << (frac - layer.in_type.frac - layer.weight_type.frac)
-    acc = acc + (layer.bias << (frac - layer.bias_type.frac))
-    return acc.reshape(*m.shape[:-1], layer.n_out)
+    dtype = accumulator_dtype(layer, layer.weight)
+    acc = m.reshape(-1, layer.n_in).astype(dtype, copy=False) @ layer.weight.astype(dtype)
+    out = np.empty(acc.shape, dtype=np.int64)
+    _finish(acc, _product_shift(layer), _aligned_bias(layer), out)
+    return out.reshape(*m.shape[:-1], layer.n_out)
 
 
-CHUNK_ELEMENTS = 1 << 24  # im2col columns per chunk of samples: bounded memory on large batches
-
-
-def _windows(m: np.ndarray, layer: Conv | Pool, fill: int) -> np.ndarray:
-    """(N, H, W, C) -> (N, OH, OW, KH, KW, C): every window, the padding filled with ``fill``."""
-    pt, pl, pb, pr = layer.pads
-    x = np.pad(m, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=fill)
-    win = np.lib.stride_tricks.sliding_window_view(x, layer.kernel, axis=(1, 2))  # (N, H', W', C, KH, KW)
-    sh, sw = layer.strides
-    return win[:, ::sh, ::sw].transpose(0, 1, 2, 4, 5, 3)
+def _pad(m: np.ndarray, pads: tuple[int, int, int, int], fill: int) -> np.ndarray:
+    pt, pl, pb, pr = pads
+    if not any(pads):
+        return m
+    return np.pad(m, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=fill)
 
 
 def _conv(layer: Conv, m: np.ndarray) -> np.ndarray:
-    """im2col per group onto the exact matmul, a chunk of samples at a time."""
+    """im2col per group onto the exact matmul, a chunk of samples at a time; the input is cast to
+    the matmul's dtype before the windows are copied out (a quarter of the bytes in float32)."""
     kh, kw, cg, f = layer.weight.shape
     fg = f // layer.groups
     oh, ow, _ = layer.shape
-    per_sample = oh * ow * kh * kw * cg
-    step = max(1, CHUNK_ELEMENTS // per_sample)
-    shift = layer.out.frac - layer.in_type.frac - layer.weight_type.frac
-    bias = layer.bias << (layer.out.frac - layer.bias_type.frac)
+    sh, sw = layer.strides
+    step = max(1, CHUNK_ELEMENTS // (oh * ow * kh * kw * cg * layer.groups))
+    dtype = accumulator_dtype(layer, layer.weight.reshape(kh * kw * cg, f))
+    weights = [
+        layer.weight[..., g * fg : (g + 1) * fg].reshape(kh * kw * cg, fg).astype(dtype) for g in range(layer.groups)
+    ]
+    shift, bias = _product_shift(layer), _aligned_bias(layer)
     out = np.empty((len(m), oh, ow, f), dtype=np.int64)
     for start in range(0, len(m), step):
-        win = _windows(m[start : start + step], layer, 0)
+        x = _pad(m[start : start + step].astype(dtype, copy=False), layer.pads, 0)
+        win = np.lib.stride_tricks.sliding_window_view(x, layer.kernel, axis=(1, 2))  # (n, H', W', C, KH, KW)
+        win = win[:, ::sh, ::sw].transpose(0, 1, 2, 4, 5, 3)  # channels innermost: the copy reads runs
         for g in range(layer.groups):
             cols = win[..., g * cg : (g + 1) * cg].reshape(-1, kh * kw * cg)
-            w = layer.weight[..., g * fg : (g + 1) * fg].reshape(kh * kw * cg, fg)
-            if layer.out.width <= FLOAT64_EXACT_BITS:
-                acc = (cols.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
-            else:
-                acc = cols.astype(np.int64) @ w
-            out[start : start + step, ..., g * fg : (g + 1) * fg] = acc.reshape(-1, oh, ow, fg)
-    return (out << shift) + bias
+            acc = cols @ weights[g]
+            part = out[start : start + step, ..., g * fg : (g + 1) * fg]
+            _finish(acc.reshape(-1, oh, ow, fg), shift, bias[g * fg : (g + 1) * fg], part)
+    return out
 
 
 def _pool(layer: Pool, m: np.ndarray) -> np.ndarray:
+    """Max or sum over the window offsets, one strided slice each: no window copies."""
     if layer.op == "max":  # a padded position holds the type's minimum: it never wins over a real one
-        return _windows(m, layer, layer.in_type.min_int).max(axis=(3, 4))
-    return _windows(m, layer, 0).sum(axis=(3, 4), dtype=np.int64) << (layer.out.frac - layer.in_type.frac)
+        x, reduce = _pad(m, layer.pads, layer.in_type.min_int), np.maximum
+    else:
+        x, reduce = _pad(m, layer.pads, 0), np.add
+    oh, ow, _ = layer.shape
+    sh, sw = layer.strides
+    out = None
+    for i in range(layer.kernel[0]):
+        for j in range(layer.kernel[1]):
+            tap = x[:, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw]
+            out = tap.astype(np.int64, copy=True) if out is None else reduce(out, tap, out=out)
+    if layer.op == "sum":
+        out <<= layer.out.frac - layer.in_type.frac
+    return out
+
+
+def _threshold(layer: Threshold, m: np.ndarray) -> np.ndarray:
+    """``apply_threshold``'s semantics (count the thresholds ``t <= x``, look the value up), fast:
+    a per-channel lookup table over the input's values when it is no larger than the data, else a
+    binary search per channel; the comparison loop only when a row is not ascending."""
+    t, values = layer.thresholds, layer.values
+    n, k = t.shape
+    if k == 0 or np.any(t[:, 1:] < t[:, :-1]):
+        return apply_threshold(layer, m)
+    lo = min(layer.in_type.min_int, int(t.min())) - 1  # below every threshold: counts 0
+    hi = max(layer.in_type.max_int, int(t.max()))  # at or above every threshold: counts k
+    span = hi - lo + 1
+    if n * span <= min(LUT_MAX_ENTRIES, m.size):
+        grid = np.arange(lo, hi + 1, dtype=np.int64)
+        counts = np.stack([np.searchsorted(t[c], grid, side="right") for c in range(n)])
+        table = np.take_along_axis(values, counts, axis=1).ravel()
+        idx = np.clip(m, lo, hi)  # exact: clipping outside [lo, hi] keeps the count
+        idx += np.arange(n, dtype=np.int64) * span - lo
+        return table[idx]
+    flat = m.reshape(-1, n)
+    counts = np.stack([np.searchsorted(t[c], flat[:, c], side="right") for c in range(n)], axis=1)
+    return np.take_along_axis(values.T, counts, axis=0).reshape(m.shape)
 
 
 def _add(layer: Add, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -162,7 +247,7 @@ def run(net: Network, x: np.ndarray) -> Trace:
                 v = env[layer.input]
                 out = requantize(np.maximum(v, 0) if layer.relu else v, layer.in_type.frac, layer.out)
             case Threshold():
-                out = apply_threshold(layer, env[layer.input])
+                out = _threshold(layer, env[layer.input])
             case Conv():
                 out = _conv(layer, env[layer.input])
             case Pool():
