@@ -102,7 +102,7 @@ def test_conv_weights_move_from_the_float_model_by_name():
     torch.manual_seed(1)
     fmodel = FloatNet(spec, (1, 8, 8))
     with torch.no_grad():
-        for key, value in fmodel.state_dict().items():
+        for value in fmodel.state_dict().values():
             if value.is_floating_point():
                 value.uniform_(0.5, 1.5)  # statistics a fresh model would not have by chance
     qmodel = quant_from_float(fmodel, spec, (1, 8, 8), seed=2)
