@@ -1,11 +1,13 @@
 """LUT / FF estimates against Yosys synthesis of the same RTL design, side by side.
 
 For each design: our RTL estimate, da4ml's own cost estimate, FINN's published MVAU LUT formula
-for the same layer shapes, and Yosys ``synth_xilinx``'s counts. ``--fit`` synthesizes a separate
-set of designs (other seeds and shapes) and prints the least-squares coefficients that
-``fpga_mpq/estimate/rtl.py`` uses; the reported designs are never part of the fit.
+for the same layer shapes (MLPs only), and Yosys ``synth_xilinx``'s counts. Two sets: random MLPs
+built in the IR, and small Brevitas CNNs of ``fpga_mpq.testing.CNN_ZOO`` exported to QONNX
+(conv / pool costs on the RTL path). ``--fit`` synthesizes a separate set of MLPs (other seeds and
+shapes) and prints the least-squares coefficients that ``fpga_mpq/estimate/rtl.py`` uses; the
+reported designs are never part of the fit.
 
-    python bench_estimate.py [--fit] [--jobs 2]
+    python bench_estimate.py [--fit] [--only mlp|cnn] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -14,17 +16,19 @@ import argparse
 import math
 import sys
 import tempfile
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from common import print_table
+from common import cnn_model, print_table, scratch
 from scipy.optimize import nnls
 from scipy.stats import spearmanr
 
 from fpga_mpq.estimate import EstimateConfig, find_part
 from fpga_mpq.estimate.rtl import KINDS, cost_by_kind, estimate_rtl
+from fpga_mpq.ir.from_qonnx import network_from_qonnx
 from fpga_mpq.ir.network import Activation, Dense, InputQuant, Network, accumulator_type
 from fpga_mpq.ir.types import FixedType, Overflow, Rounding
 from fpga_mpq.rtl.project import RtlConfig, pipeline
@@ -92,6 +96,8 @@ FIT = [
     _design("fit 24-20-5 w2 60%", (24, 20, 5), (2, 2), (2,), 0.6, seed=115),
     _design("fit 16-28-4 w4 a7", (16, 28, 4), (4, 4), (7,), seed=116),
 ]
+# CNN_ZOO networks that the RTL path takes (hw_tests/test_cnn_hardware.py simulates them bit for bit).
+CNNS = ("small CNN, power-of-two scales, max pool", "FINN CNV-style 1-bit/2-bit")
 
 
 def build(d: Design) -> Network:
@@ -145,21 +151,32 @@ def finn_luts(net: Network) -> float:
 
 def measure(d: Design) -> dict:
     net = build(d)
+    return measure_network(d.name, net, finn_luts(net))
+
+
+def measure_cnn(name: str, onnx: Path) -> dict:
+    return measure_network(name, network_from_qonnx(onnx), None)
+
+
+def measure_network(name: str, net: Network, finn_lut: float | None) -> dict:
+    """Our RTL estimate, da4ml's cost and register bits, and Yosys synth_xilinx of the same Verilog."""
     part = find_part(PART)
     est = estimate_rtl(net, EstimateConfig(part))
     with tempfile.TemporaryDirectory(prefix="mpq_est_") as tmp:
         design = pipeline(net, RtlConfig(part), Path(tmp) / "rtl")
-        syn = synthesize(Path(tmp) / "rtl", "mpq_top", part, 1800, Path(tmp) / "rtl" / "synth")
+        syn = synthesize(Path(tmp) / "rtl", "mpq_top", part, 3600, Path(tmp) / "rtl" / "synth")
     costs = cost_by_kind(design.traced.comb)
     return {
-        "name": d.name,
+        "name": name,
         "ours_lut": est.total.lut,
         "ours_ff": est.total.ff,
+        "ours_dsp": est.total.dsp,
         "da4ml_lut": float(design.traced.comb.cost),
         "da4ml_ff": float(design.reg_bits),
-        "finn_lut": finn_luts(net),
+        "finn_lut": finn_lut,
         "yosys_lut": syn.lut,
         "yosys_ff": syn.ff,
+        "yosys_dsp": syn.dsp,
         "yosys_s": syn.seconds,
         **costs,
         "reg_bits": design.reg_bits,
@@ -170,24 +187,30 @@ def _err(est: float, ref: float) -> float:
     return 100 * (est - ref) / ref
 
 
+def _vs(est: float | None, ref: float) -> str:
+    return "-" if est is None else f"{est:.0f} ({_err(est, ref):+.1f}%)"
+
+
 def report(rows: list[dict]) -> None:
-    table = []
-    for r in rows:
-        table.append(
-            [
-                r["name"],
-                r["yosys_lut"],
-                f"{r['ours_lut']:.0f} ({_err(r['ours_lut'], r['yosys_lut']):+.1f}%)",
-                f"{r['da4ml_lut']:.0f} ({_err(r['da4ml_lut'], r['yosys_lut']):+.1f}%)",
-                f"{r['finn_lut']:.0f} ({_err(r['finn_lut'], r['yosys_lut']):+.1f}%)",
-                r["yosys_ff"],
-                f"{r['ours_ff']:.0f} ({_err(r['ours_ff'], r['yosys_ff']):+.1f}%)",
-                f"{r['da4ml_ff']:.0f} ({_err(r['da4ml_ff'], r['yosys_ff']):+.1f}%)",
-                f"{r['yosys_s']:.0f}",
-            ]
-        )
+    table = [
+        [
+            r["name"],
+            r["yosys_lut"],
+            _vs(r["ours_lut"], r["yosys_lut"]),
+            _vs(r["da4ml_lut"], r["yosys_lut"]),
+            _vs(r["finn_lut"], r["yosys_lut"]),
+            r["yosys_ff"],
+            _vs(r["ours_ff"], r["yosys_ff"]),
+            _vs(r["da4ml_ff"], r["yosys_ff"]),
+            f"{r['yosys_dsp']} / {r['ours_dsp']}",
+            f"{r['yosys_s']:.0f}",
+        ]
+        for r in rows
+    ]
     print_table(
-        ["design", "Yosys LUT", "ours", "da4ml", "FINN formula", "Yosys FF", "ours FF", "da4ml FF", "synth s"], table
+        ["design", "Yosys LUT", "ours", "da4ml", "FINN formula", "Yosys FF", "ours FF", "da4ml FF", "DSP Yosys / ours"]
+        + ["synth s"],
+        table,
     )
     print()
     summary = []
@@ -198,9 +221,13 @@ def report(rows: list[dict]) -> None:
         ("ours_ff", "yosys_ff"),
         ("da4ml_ff", "yosys_ff"),
     ):
+        if any(r[key] is None for r in rows):
+            continue
         errs = np.abs([_err(r[key], r[ref]) for r in rows])
-        rho = spearmanr([r[key] for r in rows], [r[ref] for r in rows]).statistic
-        summary.append([key.replace("_", " "), f"{np.median(errs):.1f}%", f"{errs.max():.1f}%", f"{rho:.3f}"])
+        # a rank correlation over two or three designs says nothing
+        rho = spearmanr([r[key] for r in rows], [r[ref] for r in rows]).statistic if len(rows) > 3 else math.nan
+        rho_text = "-" if math.isnan(rho) else f"{rho:.3f}"
+        summary.append([key.replace("_", " "), f"{np.median(errs):.1f}%", f"{errs.max():.1f}%", rho_text])
     print_table(["estimator", "median |error|", "worst |error|", "rank correlation"], summary)
 
 
@@ -218,22 +245,41 @@ def fit(rows: list[dict]) -> None:
     print(f"FF_PER_REGISTER_BIT = {k_ff:.3f}")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--fit", action="store_true", help="fit the estimator's coefficients on the fit set")
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--limit", type=int, help="only the first N designs")
-    a = p.parse_args()
-    designs = (FIT if a.fit else BENCH)[: a.limit]
-    with ProcessPoolExecutor(a.jobs) as pool:
-        rows = []
-        for r in pool.map(measure, designs):
+def _run(fn, args: list, jobs: int) -> list[dict]:
+    rows = []
+    with ProcessPoolExecutor(jobs) as pool:
+        for r in pool.map(fn, *zip(*args, strict=True)):
             rows.append(r)
             print(f"  {r['name']}: Yosys {r['yosys_lut']} LUT in {r['yosys_s']:.0f} s", file=sys.stderr, flush=True)
-    if a.fit:
-        fit(rows)
-    print(f"\nRTL designs (da4ml Verilog) on {PART}, {len(rows)} designs; errors relative to Yosys synth_xilinx\n")
-    report(rows)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--fit", action="store_true", help="fit the estimator's coefficients on the fit set (MLPs)")
+    p.add_argument("--only", choices=("mlp", "cnn"), help="one set of designs (default: both)")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--limit", type=int, help="only the first N designs of each set")
+    a = p.parse_args()
+    if a.only != "cnn" or a.fit:
+        start = time.perf_counter()
+        designs = (FIT if a.fit else BENCH)[: a.limit]
+        rows = _run(measure, [(d,) for d in designs], a.jobs)
+        if a.fit:
+            fit(rows)
+        wall = time.perf_counter() - start
+        print(f"\nRTL designs (da4ml Verilog) on {PART}, {len(rows)} MLPs, {wall:.0f} s wall;", end=" ")
+        print("errors relative to Yosys synth_xilinx\n")
+        report(rows)
+    if a.only != "mlp" and not a.fit:
+        start = time.perf_counter()
+        with scratch() as tmp:
+            names = CNNS[: a.limit]
+            rows = _run(measure_cnn, [(n, cnn_model(n, Path(tmp))) for n in names], a.jobs)
+        wall = time.perf_counter() - start
+        print(f"\nCNN_ZOO networks (da4ml Verilog, unrolled) on {PART}, {len(rows)} CNNs, {wall:.0f} s wall;", end=" ")
+        print("errors relative to Yosys synth_xilinx\n")
+        report(rows)
 
 
 if __name__ == "__main__":

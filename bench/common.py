@@ -23,6 +23,17 @@ def digits_model(workdir: Path) -> Path:
     return path
 
 
+def cnn_model(name: str, workdir: Path) -> Path:
+    """A ``CNN_ZOO`` network by name (seeded, calibrated), exported to QONNX as the tests export it."""
+    from fpga_mpq.export import export_qonnx_file
+    from fpga_mpq.testing import CNN_ZOO, brevitas_cnn
+
+    model, shape = brevitas_cnn(name)
+    path = workdir / f"cnn{list(CNN_ZOO).index(name)}.onnx"
+    export_qonnx_file(model, shape, path)
+    return path
+
+
 def models(workdir: Path) -> dict[str, Path]:
     return {"TFC_2W2A": ZOO / "TFC_2W2A.onnx", "digits MLP": digits_model(workdir)}
 
