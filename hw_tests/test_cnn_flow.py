@@ -16,7 +16,7 @@ from fpga_mpq.hls.generate import HlsConfig
 SPECS = Path(__file__).parent.parent / "specs"
 
 
-@pytest.mark.parametrize("name", ["digits_cnn.yaml", "digits_resnet.yaml"])
+@pytest.mark.parametrize("name", ["digits_cnn.yaml", pytest.param("digits_resnet.yaml", marks=pytest.mark.slow)])
 def test_cnn_spec_flows_to_an_exact_stream_project(tmp_path, capsys, name):
     out = tmp_path / "flow"
     assert main(["flow", "--spec", str(SPECS / name), "-o", str(out), "--epochs", "2", "--json"]) == 0

@@ -38,6 +38,7 @@ def test_a_budget_below_the_cheapest_design_exits_1_naming_its_cost(tmp_path, ca
     assert "cheapest (all lowest candidates) costs 13568 bops" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # about 4 minutes; tests/test_mpq_cnn.py searches CNN specs in make test
 def test_a_ptq_design_of_the_digits_cnn_flows_through_csim_exactly(tmp_path):
     """Mixed widths in a CNN (the input, each conv's weights and activation) reach the HLS design intact."""
     spec = load_spec(SPECS / "digits_cnn.yaml")

@@ -239,8 +239,11 @@ _CONV_OPTIONAL = {"stride", "padding", "groups", "batchnorm", "act_bits"}
 
 def _dense(raw: dict, where: str) -> LayerSpec:
     d = _check_keys(raw, _DENSE, where, {"type", "batchnorm"})
+    units = _int(d["units"], f"{where}.units", 1, 2**63)
+    if units > MAX_UNITS:
+        raise BadInput(f"spec: {where}.units = {units} is more than the {MAX_UNITS} units a layer may have")
     return LayerSpec(
-        units=_int(d["units"], f"{where}.units", 1, MAX_UNITS),
+        units=units,
         weight_bits=_bits(d["weight_bits"], f"{where}.weight_bits"),
         bias_bits=_bits(d["bias_bits"], f"{where}.bias_bits"),
         act_bits=_bits(d["act_bits"], f"{where}.act_bits"),
