@@ -161,12 +161,12 @@ def test_a_failed_export_keeps_the_previous_onnx(checkpoint, tmp_path, capsys):
     assert main(["export", str(checkpoint), "-o", str(out)]) == 0
     before = tree(tmp_path)
     ck = torch.load(checkpoint, weights_only=True)
-    ck["state_dict"]["layers.0.weight"][0, 0] = float("nan")
+    ck["state_dict"]["layers.0.op.weight"][0, 0] = float("nan")
     bad = tmp_path / "nan.pt"
     torch.save(ck, bad)
     before[bad.name] = hashlib.sha256(bad.read_bytes()).hexdigest()
     code, err = run(["export", str(bad), "-o", str(out)], capsys)
-    assert code == 2 and len(err) == 1 and "layers.0.weight holds NaN" in err[0]
+    assert code == 2 and len(err) == 1 and "layers.0.op.weight holds NaN" in err[0]
     assert tree(tmp_path) == before
 
 
@@ -231,8 +231,9 @@ def test_a_checkpoint_that_carries_code_is_refused_without_running_it(tmp_path, 
         (b"random bytes \x00\xff", "is not a fpga_mpq checkpoint"),
         (b"", "is not a fpga_mpq checkpoint"),
         ("onnx", "is not a fpga_mpq checkpoint"),
-        ({"format": "fpga_mpq.checkpoint/1", "spec": {}, "n_features": "64"}, "n_features = '64'"),
-        ({"format": "fpga_mpq.checkpoint/1"}, "must be the bit-width spec"),
+        ({"format": "fpga_mpq.checkpoint/2", "spec": {}, "input_shape": "64"}, "input_shape = '64'"),
+        ({"format": "fpga_mpq.checkpoint/2"}, "must be the bit-width spec"),
+        ({"format": "fpga_mpq.checkpoint/1", "spec": {}, "n_features": 64}, "no format 'fpga_mpq.checkpoint/2'"),
         ("wrong state", "state_dict must map names to tensors"),
         ("wrong spec", "checkpoint"),
     ],
