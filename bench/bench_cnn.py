@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import print_table, scratch
+from common import print_table, qonnx_per_sample, scratch
 
 from fpga_mpq import api
 from fpga_mpq.errors import BadInput
@@ -129,20 +129,6 @@ def trained_onnx(path: Path, batchnorm: bool = True) -> tuple[Path, str]:
 # -- 1. golden model vs qonnx ---------------------------------------------------------------------
 
 
-def qonnx_batch1(path: Path, x: np.ndarray) -> tuple[np.ndarray, float]:
-    """qonnx as users run it: execute_onnx on one sample at a time; returns outputs and s/sample."""
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.core.onnx_exec import execute_onnx
-    from qonnx.util.cleanup import cleanup_model
-
-    model = cleanup_model(ModelWrapper(str(path)))
-    name, out = model.graph.input[0].name, model.graph.output[0].name
-    shape = model.get_tensor_shape(name)
-    t = time.perf_counter()
-    rows = [np.asarray(execute_onnx(model, {name: s.reshape(shape)})[out]).ravel() for s in x]
-    return np.stack(rows), (time.perf_counter() - t) / len(x)
-
-
 def golden_vs_qonnx(path: Path, net: Network, x: np.ndarray) -> dict:
     """Seconds per sample of the golden model (whole batch), qonnx batch 1 and qonnx batched, and
     the number of outputs where the golden model differs from either."""
@@ -150,7 +136,7 @@ def golden_vs_qonnx(path: Path, net: Network, x: np.ndarray) -> dict:
     t = time.perf_counter()  # before onnxruntime starts: its spinning thread pool slows numpy
     golden = run(net, x).output.astype(np.float32)
     s_golden = (time.perf_counter() - t) / len(x)
-    ref1, s_qonnx1 = qonnx_batch1(path, x[:QONNX_SAMPLES])
+    ref1, s_qonnx1 = qonnx_per_sample(path, x[:QONNX_SAMPLES])
     t = time.perf_counter()
     ref = execute_qonnx(path, x)
     s_batch = (time.perf_counter() - t) / len(x)

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import models, print_table, scratch
+from common import models, print_table, qonnx_per_sample, scratch
 
 from fpga_mpq.export import execute_qonnx
 from fpga_mpq.ir.from_qonnx import network_from_qonnx
@@ -15,20 +15,6 @@ from fpga_mpq.sim.csim import random_inputs
 
 QONNX_SAMPLES = 100  # batch-1 execute_onnx: ~10 ms each
 GOLDEN_SAMPLES = 20000
-
-
-def qonnx_per_sample(path: Path, x: np.ndarray) -> tuple[np.ndarray, float]:
-    """qonnx as users run it: execute_onnx on one sample at a time."""
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.core.onnx_exec import execute_onnx
-    from qonnx.util.cleanup import cleanup_model
-
-    model = cleanup_model(ModelWrapper(str(path)))
-    name, out = model.graph.input[0].name, model.graph.output[0].name
-    shape = model.get_tensor_shape(name)
-    t = time.perf_counter()
-    rows = [np.asarray(execute_onnx(model, {name: s.reshape(shape)})[out]).ravel() for s in x]
-    return np.stack(rows), (time.perf_counter() - t) / len(x)
 
 
 def main() -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO = ROOT / "tests" / "data" / "qonnx_zoo"
@@ -49,3 +52,17 @@ def print_table(headers: list[str], rows: list[list[object]]) -> None:
 
 def scratch() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix="mpq_bench_")
+
+
+def qonnx_per_sample(path: Path, x: np.ndarray) -> tuple[np.ndarray, float]:
+    """qonnx as users run it: execute_onnx on one sample at a time."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.util.cleanup import cleanup_model
+
+    model = cleanup_model(ModelWrapper(str(path)))
+    name, out = model.graph.input[0].name, model.graph.output[0].name
+    shape = model.get_tensor_shape(name)
+    t = time.perf_counter()
+    rows = [np.asarray(execute_onnx(model, {name: s.reshape(shape)})[out]).ravel() for s in x]
+    return np.stack(rows), (time.perf_counter() - t) / len(x)

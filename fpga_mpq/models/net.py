@@ -37,6 +37,18 @@ def _act_quant(signed: bool):
     return Int8ActPerTensorFixedPoint if signed else Uint8ActPerTensorFixedPoint
 
 
+def _weight_quant(la: LayerSpec | ConvSpec) -> dict:
+    """Brevitas arguments of a conv or dense layer: power-of-two weights, a bias on the accumulator's grid;
+    a layer followed by BatchNorm hands it a plain tensor."""
+    return dict(
+        weight_quant=Int8WeightPerTensorFixedPoint,
+        weight_bit_width=la.weight_bits,
+        bias_quant=Int16Bias,
+        bias_bit_width=la.bias_bits,
+        return_quant_tensor=not la.batchnorm,
+    )
+
+
 class _Weighted(nn.Module):
     """``op`` (conv or dense), optional ``bn``, optional ``act``: one spec layer."""
 
@@ -120,11 +132,7 @@ class _Builder:
                 n_in,
                 la.units,
                 bias=True,
-                weight_quant=Int8WeightPerTensorFixedPoint,
-                weight_bit_width=la.weight_bits,
-                bias_quant=Int16Bias,
-                bias_bit_width=la.bias_bits,
-                return_quant_tensor=not la.batchnorm,
+                **_weight_quant(la),
             )
         else:
             op = nn.Linear(n_in, la.units)
@@ -156,11 +164,7 @@ class _Builder:
                 c,
                 la.filters,
                 la.kernel,
-                weight_quant=Int8WeightPerTensorFixedPoint,
-                weight_bit_width=la.weight_bits,
-                bias_quant=Int16Bias,
-                bias_bit_width=la.bias_bits,
-                return_quant_tensor=not la.batchnorm,
+                **_weight_quant(la),
                 **common,
             )
         else:
