@@ -241,7 +241,7 @@ def test_boolean_features_are_read_as_zero_and_one(tmp_path):
 
     x = np.arange(80).reshape(20, 4) % 3 == 0
     np.savez(tmp_path / "d.npz", X=x, y=_labels())
-    got, _ = load_npz(tmp_path / "d.npz")
+    got, _, _ = load_npz(tmp_path / "d.npz")
     assert got.dtype == np.float32 and np.array_equal(got, x.astype(np.float32))
 
 

@@ -1,4 +1,6 @@
-"""Data sets: built-in digits and Fashion-MNIST, or a user's ``.npz`` with ``X`` and ``y`` (N,).
+"""Data sets: built-in digits and Fashion-MNIST (each also as a mixed-quality set, ``digits-quality``
+and ``fashion-quality``: :mod:`fpga_mpq.data.quality`), or a user's ``.npz`` with ``X`` and ``y`` (N,)
+and optionally ``quality`` (N,), each sample's quality level (0 = best).
 
 ``X`` is (N, F) vectors or (N, H, W, C) images (channels last, as users store them). A ``Split``
 holds them in the model's layout: (N, F), or (N, C, H, W) as PyTorch and the exported QONNX read
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fpga_mpq.data.quality import QUALITY_SEED, mixed_quality
 from fpga_mpq.errors import BadInput
 from fpga_mpq.models.spec import BUILTIN_DATA, MAX_UNITS, Spec
 
@@ -23,6 +26,9 @@ SPLIT_SEED = 0
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_PACKAGE = "dataset-fashion-mnist"
 FASHION_VAL = 10_000  # of the 60,000 training images, kept for validation
+# fashion-quality holds every image once per level; these many images keep it Fashion-MNIST's size
+FASHION_QUALITY_IMAGES = (15_000, 2_500, 10_000)  # train, validation, test
+MAX_LEVELS = 16  # quality levels in a user's data: each becomes one hardware configuration
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
 
@@ -37,6 +43,20 @@ class Split:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    q_train: np.ndarray | None = None  # each sample's quality level, when the data has them
+    q_val: np.ndarray | None = None
+    q_test: np.ndarray | None = None
+
+    @property
+    def has_quality(self) -> bool:
+        return self.q_train is not None
+
+    @property
+    def levels(self) -> int:
+        """How many quality levels the data has (1 without quality)."""
+        if not self.has_quality:
+            return 1
+        return int(max(self.q_train.max(), self.q_val.max(), self.q_test.max())) + 1
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -60,10 +80,18 @@ class Split:
 
     def flat(self) -> Split:
         """Images as vectors, in the model layout's order (C, H, W)."""
-        return Split(*(a.reshape(len(a), -1) if a.ndim > 1 else a for a in self.arrays()))
+        flat = (a.reshape(len(a), -1) if a.ndim > 1 else a for a in self.arrays())
+        return Split(*flat, self.q_train, self.q_val, self.q_test)
 
     def arrays(self) -> tuple[np.ndarray, ...]:
         return (self.x_train, self.y_train, self.x_val, self.y_val, self.x_test, self.y_test)
+
+    def with_quality(self) -> Split:
+        """The split as a mixed-quality set: every image once per quality level (clean + 3 severities)."""
+        pairs = ((self.x_train, self.y_train), (self.x_val, self.y_val), (self.x_test, self.y_test))
+        parts = (mixed_quality(x, y, QUALITY_SEED + i) for i, (x, y) in enumerate(pairs))
+        (xt, yt, qt), (xv, yv, qv), (xs, ys, qs) = parts
+        return Split(xt, yt, xv, yv, xs, ys, qt, qv, qs)
 
     @property
     def n_classes(self) -> int:
@@ -110,7 +138,8 @@ def load_fashion() -> Split:
 
 
 def builtin_name(data: Path | str | None) -> str | None:
-    """The built-in data set ``--data`` names (``digits``, ``fashion``), or None for a file."""
+    """The built-in data set ``--data`` names (``digits``, ``fashion``, ``digits-quality``,
+    ``fashion-quality``), or None for a file."""
     return str(data) if data is not None and str(data) in BUILTIN_DATA else None
 
 
@@ -129,8 +158,8 @@ def _read_array(f: np.lib.npyio.NpzFile, name: str, path: Path) -> np.ndarray:
     return a
 
 
-def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read and check a user's data file."""
+def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Read and check a user's data file: X, y and the quality levels (None when it has none)."""
     path = Path(path)
     if path.is_dir():
         raise BadInput(f"data file {path} is a directory, not a .npz file")
@@ -153,6 +182,7 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
             if "X" not in f or "y" not in f:
                 raise BadInput(f"data file {path} must hold arrays 'X' and 'y', has {sorted(f.files)}")
             x, y = _read_array(f, "X", path), _read_array(f, "y", path)
+            q = _read_array(f, "quality", path) if "quality" in f else None
     except BadInput:
         raise
     except MemoryError:
@@ -183,25 +213,53 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise BadInput(f"data file {path}: X must be finite numbers in float32 range, X[{where}] = {x[tuple(bad[0])]}")
     if x32.ndim == 4:  # channels-last images to PyTorch's NCHW
         x32 = np.ascontiguousarray(x32.transpose(0, 3, 1, 2))
-    return x32, y.astype(np.int64)
+    return x32, y.astype(np.int64), None if q is None else _check_quality(q, len(y), path)
+
+
+def _check_quality(q: np.ndarray, n: int, path: Path) -> np.ndarray:
+    """Quality levels 0..L-1 (0 = best), one per sample, every level present."""
+    if q.ndim != 1 or len(q) != n:
+        raise BadInput(f"data file {path}: quality must be (N,) = ({n},), one level per sample, got {q.shape}")
+    if q.dtype.kind not in "iu" or q.min() < 0:
+        raise BadInput(f"data file {path}: quality must hold non-negative integer levels (0 = best quality)")
+    if q.max() >= MAX_LEVELS:
+        raise BadInput(f"data file {path}: quality holds level {q.max()}; at most {MAX_LEVELS} levels")
+    missing = sorted(set(range(int(q.max()) + 1)) - set(np.unique(q).tolist()))
+    if missing:
+        raise BadInput(f"data file {path}: quality levels must be 0..{q.max()}; no sample has level {missing[0]}")
+    return q.astype(np.int64)
 
 
 def load_split(data: Path | str | None = None, spec: Spec | None = None) -> Split:
     """``--data`` (a built-in name or a ``.npz``), else the spec's own data set, else digits; in the
     layout ``spec``'s model reads (vectors when no spec is given)."""
     name = builtin_name(data) or (spec.data if data is None and spec is not None else None)
-    if name == "fashion":
+    if name in ("fashion", "fashion-quality"):
         split = load_fashion()
-    elif name == "digits" or data is None:
+        if name == "fashion-quality":
+            split = _first(split, FASHION_QUALITY_IMAGES).with_quality()
+    elif name in ("digits", "digits-quality") or data is None:
         split = split_arrays(*load_digits_arrays())
+        if name == "digits-quality":
+            split = split.with_quality()
     else:
         split = split_arrays(*load_npz(Path(data)))
     return split.flat() if spec is None else split.for_spec(spec)
 
 
-def split_arrays(x: np.ndarray, y: np.ndarray) -> Split:
-    """Shuffle with a fixed seed and split 60/20/20 into train/validation/test."""
+def _first(split: Split, counts: tuple[int, int, int]) -> Split:
+    """The first ``counts`` samples of train, validation and test (each is already in random order)."""
+    a, b, c = counts
+    s = split
+    return Split(s.x_train[:a], s.y_train[:a], s.x_val[:b], s.y_val[:b], s.x_test[:c], s.y_test[:c])
+
+
+def split_arrays(x: np.ndarray, y: np.ndarray, q: np.ndarray | None = None) -> Split:
+    """Shuffle with a fixed seed and split 60/20/20 into train/validation/test (quality levels with them)."""
     order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
     x, y = x[order], y[order]
     a, b = int(0.6 * len(x)), int(0.8 * len(x))
-    return Split(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:])
+    if q is None:
+        return Split(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:])
+    q = q[order]
+    return Split(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], q[:a], q[a:b], q[b:])

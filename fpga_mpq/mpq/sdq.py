@@ -1,8 +1,8 @@
 """SDQ — Stochastic Differentiable Quantization (Huang et al., ICML 2022), our reading of the abstract.
 
-Stage 1, strategy search (a light fake-quantized copy of the float model, not Brevitas, for any
-spec: :class:`StochasticNet`): every group (:mod:`fpga_mpq.mpq.widths`) holds an adjacent pair
-(lo, hi) of its ladder and a Differentiable Bitwidth Parameter β ∈ [0, 1]. Each step draws hi with
+Stage 1, strategy search (:class:`StochasticNet`, a light fake-quantized copy of the float model,
+:mod:`fpga_mpq.mpq.fakequant`, for any spec): every group (:mod:`fpga_mpq.mpq.widths`) holds an
+adjacent pair (lo, hi) of its ladder and a Differentiable Bitwidth Parameter β ∈ [0, 1]. Each step draws hi with
 probability β, else lo (once per group: both inputs of a residual Add see one draw), and
 the straight-through mixture ``Q_lo + (z + β − sg(β))·(Q_hi − Q_lo)`` gives β the gradient
 ⟨∂L/∂q, Q_hi − Q_lo⟩. Loss = task + λ·E[cost]/cost(widest). The expected cost is exact under the
@@ -27,28 +27,23 @@ one unlucky sample does not discard the cheaper half; the chosen design still me
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from brevitas.nn import QuantConv2d, QuantLinear
 from torch import nn
-from torch.nn.utils import parametrize
 from tqdm import tqdm
 
 from fpga_mpq.errors import BadInput
-from fpga_mpq.ir.types import FixedType
 from fpga_mpq.models.net import FloatNet, QuantNet
 from fpga_mpq.mpq import MethodResult, Problem, Target, calibrate, make_point, weighted_ops
-from fpga_mpq.mpq.cost import LayerQuant, kernel_matrix
+from fpga_mpq.mpq.fakequant import FakeQuantNet, Quantize
 from fpga_mpq.mpq.front import Point
-from fpga_mpq.mpq.widths import Group, Widths, apply_widths, structure
+from fpga_mpq.mpq.widths import Group, Widths, apply_widths
 from fpga_mpq.train import EVAL_BATCH, quant_from_float
 
 log = logging.getLogger(__name__)
@@ -68,29 +63,6 @@ class SdqConfig:
     bin_reg: float = 0.1  # the paper's ablation optimum
     entropy_weight: float = 0.1  # within the bin regulariser
     probes: int = 5  # bisection steps for a max-drop target
-
-
-def _round_ste(x: torch.Tensor) -> torch.Tensor:
-    return x + (torch.round(x) - x).detach()
-
-
-def _frac_bits(top: float, bits: int, signed: bool) -> int:
-    """Brevitas' *PerTensorFixedPoint scale 2^−f: f = −⌈log2(top / 2^(b − signed))⌉ (power-of-two int scaling)."""
-    return -math.ceil(math.log2(max(top, 1e-8) / 2 ** (bits - signed)))
-
-
-def _fq_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
-    """Int8WeightPerTensorFixedPoint: narrow signed levels on the max-based power-of-two scale."""
-    m = 2 ** (bits - 1) - 1
-    s = 2.0 ** -_frac_bits(float(w.detach().abs().max()), bits, True)
-    return torch.clamp(_round_ste(w / s), -m, m) * s
-
-
-def _fq_act(x: torch.Tensor, bits: int, top: float, signed: bool) -> torch.Tensor:
-    """(U)Int8ActPerTensorFixedPoint with the calibrated range ``top``."""
-    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-    s = 2.0 ** -_frac_bits(top, bits, signed)
-    return torch.clamp(_round_ste(x / s), lo, hi) * s
 
 
 class _Dbp(nn.Module):
@@ -136,127 +108,23 @@ class _Dbp(nn.Module):
                 self.beta.fill_(4 * eps)
 
 
-class _FakeQuantWeight(nn.Module):
-    """A weight parametrization: ``quantize(w)``, the weight as its group's DBP draws it."""
+class StochasticNet(FakeQuantNet):
+    """The stage-1 network for any spec: each group's width is its DBP's draw (one per group per call)."""
 
-    def __init__(self, quantize: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        super().__init__()
-        self.quantize = quantize
-
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
-        return self.quantize(w)
-
-
-class StochasticNet(nn.Module):
-    """The stage-1 network for any spec: a copy of the float model, its weights fake-quantized per conv /
-    dense op (a parametrization) and its activations per activation group (a forward hook on the
-    group's module; the network input in ``forward``), each at the width its group's DBP draws."""
-
-    def __init__(self, problem: Problem, x_cal: np.ndarray, metric: str) -> None:
-        super().__init__()
-        s = structure(problem.spec)
-        self.groups, self.feeds = s.groups, s.feeds
-        self.dbp = nn.ModuleList([_Dbp(problem.ladders.of(g)) for g in s.groups])
-        self.net = copy.deepcopy(problem.fmodel).eval()
-        self.ops = weighted_ops(self.net)
-        self.problem, self.metric = problem, metric
+    def setup_draws(self) -> None:
+        self.dbp = nn.ModuleList([_Dbp(ladder) for ladder in self.ladders])
         self.gen: torch.Generator | None = None
-        self.tops, self.pixels = self._float_stats(x_cal)
-        modules = dict(self.net.named_modules())
-        self.hooks = []
-        for g, d in zip(self.groups, self.dbp, strict=True):
-            if g.kind == "weight":
-                fake_quant = _FakeQuantWeight(partial(self._weight, d))
-                parametrize.register_parametrization(modules[g.module], "weight", fake_quant)
-            elif g.name != "input":
-                self.hooks.append(modules[g.module].register_forward_hook(partial(self._act_hook, g, d)))
-        self.refresh_costs()
 
-    def _float_stats(self, x_cal: np.ndarray) -> tuple[dict[Group, float], list[int]]:
-        """Each activation group's range (max |x| of the float model on the calibration set, over every
-        use of a shared quantizer) and each op's output pixels."""
-        modules = dict(self.net.named_modules())
-        tops = {g: float(np.abs(x_cal).max()) for g in self.groups if g.name == "input"}
-        pixels: dict[nn.Module, int] = {}
-
-        def act(g: Group, m: nn.Module, args: tuple, out: torch.Tensor) -> None:
-            tops[g] = max(tops.get(g, 0.0), float(out.abs().max()))
-
-        def op(m: nn.Module, args: tuple, out: torch.Tensor) -> None:
-            pixels[m] = math.prod(out.shape[2:])
-
-        hooks = [
-            modules[g.module].register_forward_hook(partial(act, g))
-            for g in self.groups
-            if g.kind == "act" and g not in tops
-        ]
-        hooks += [m.register_forward_hook(op) for m in self.ops]
-        try:
-            with torch.no_grad():
-                self.net(torch.from_numpy(x_cal))
-        finally:
-            for h in hooks:
-                h.remove()
-        return tops, [pixels[m] for m in self.ops]
-
-    def _weight(self, d: _Dbp, w: torch.Tensor) -> torch.Tensor:
-        return d.mix(_fq_weight(w, d.lo), _fq_weight(w, d.hi), self.gen)
-
-    def _act(self, g: Group, d: _Dbp, x: torch.Tensor) -> torch.Tensor:
-        top = self.tops[g]
-        return d.mix(_fq_act(x, d.lo, top, g.signed), _fq_act(x, d.hi, top, g.signed), self.gen)
-
-    def _act_hook(self, g: Group, d: _Dbp, m: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor:
-        return self._act(g, d, out)
+    def mix(self, k: int, quantize: Quantize) -> torch.Tensor:
+        d = self.dbp[k]
+        return d.mix(quantize(d.lo), quantize(d.hi), self.gen)
 
     def forward(self, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
         """One draw per group per call (a quantizer used twice, as a residual Add's, keeps its draw)."""
         self.gen = gen
         for d in self.dbp:
             d.z = None
-        k = self.groups.index(next(g for g in self.groups if g.name == "input"))
-        return self.net(self._act(self.groups[k], self.dbp[k], x))
-
-    def release(self) -> FloatNet:
-        """Remove the fake quantizers: the float model with the weights stage 1 learned. The cost table
-        and the DBPs stay for commitment; ``forward`` no longer quantizes."""
-        for h in self.hooks:
-            h.remove()
-        for op in self.ops:
-            parametrize.remove_parametrizations(op, "weight", leave_parametrized=False)
-        return self.net.eval()
-
-    def float_weight(self, i: int) -> torch.Tensor:
-        op = self.ops[i]
-        return (op.parametrizations.weight.original if parametrize.is_parametrized(op) else op.weight).detach()
-
-    def refresh_costs(self) -> None:
-        """Per layer, the budget metric of every (weight bits, input bits) pair on the current weights."""
-        dbps = self.dbps()
-        self.table = [
-            {
-                (wb, xb): self.problem.cost.layer(self._layer_quant(i, wb, xb))[self.metric]
-                for wb in dbps[w].ladder
-                for xb in dbps[x].ladder
-            }
-            for i, (w, x) in enumerate(self.feeds)
-        ]
-
-    def _layer_quant(self, i: int, w_bits: int, x_bits: int) -> LayerQuant:
-        """Layer ``i`` as the Brevitas model would hold it at these widths (weights on the max-based scale)."""
-        w = self.float_weight(i)
-        m = 2 ** (w_bits - 1) - 1
-        w_frac = _frac_bits(float(w.abs().max()), w_bits, True)
-        w_int = torch.clamp(torch.round(w * 2.0**w_frac), -m, m).to(torch.int64)
-        x = self.feeds[i][1]
-        x_frac = _frac_bits(self.tops[x], x_bits, x.signed)
-        return LayerQuant(
-            kernel_matrix(w_int),
-            FixedType(True, w_bits, w_bits - w_frac),
-            FixedType(x.signed, x_bits, x_bits - x_frac),
-            groups=getattr(self.ops[i], "groups", 1),
-            pixels=self.pixels[i],
-        )
+        return self.quantized_forward(x)
 
     def expected_cost(self) -> torch.Tensor:
         """Σ_layers Σ_(w, x) P(w)·P(x)·cost(w, x): exact under the independent draws, differentiable in every β."""
@@ -268,10 +136,6 @@ class StochasticNet(nn.Module):
                 for xb, px in ((a.lo, 1 - a.beta), (a.hi, a.beta)):
                     total = total + pw * px * table[(wb, xb)]
         return total
-
-    def proxy(self, widths: Widths) -> float:
-        """The table cost of a configuration: the cost model on the current weights."""
-        return sum(t[(widths.get(w), widths.get(x))] for t, (w, x) in zip(self.table, self.feeds, strict=True))
 
     def dbps(self) -> dict[Group, _Dbp]:
         return dict(zip(self.groups, self.dbp, strict=True))
