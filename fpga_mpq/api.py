@@ -348,9 +348,12 @@ def search(
     result = run_search(method, base, split, candidates, target, part=part, seed=seed, train_cfg=cfg)
     if not result.feasible:  # nothing is written: a previous search's result stays as it was
         raise VerificationFailed(result.reason)
+    data_name = builtin_name(data) or (str(Path(data).resolve()) if data is not None else base.data or "digits")
     with atomic_dir(output, "search") as tmp:
-        paths = write_outputs(result, tmp, split.input_shape)
-        summary = result.summary() | {k: str(Path(out) / Path(v).name) for k, v in paths.items()}
+        paths = write_outputs(result, tmp, split.input_shape, data_name)
+        summary = result.summary() | {k: str(Path(out) / Path(v).relative_to(tmp)) for k, v in paths.items()}
+        for k, level in enumerate(summary.get("levels", [])):
+            level["spec"] = summary[f"level{k}_spec"]
         _write_report(tmp / "search.json", summary)
     return summary
 
@@ -473,3 +476,134 @@ def _check_golden_equals_qonnx(net: Network, onnx_path: Path, x: np.ndarray) -> 
     if not np.array_equal(ref, got):
         raise VerificationFailed(f"golden model differs from QONNX in {int((ref != got).sum())} outputs")
     return got
+
+
+def flow_deployment(
+    out: Path,
+    deployment: Path,
+    data: Path | str | None = None,
+    cfg: HlsConfig = HlsConfig(),
+    force: bool = False,
+) -> dict:
+    """A dqmq deployment in hardware: export, generate, estimate and C-simulate every quality level's
+    network (on that level's test inputs) and the quality estimator (on all of them), with no
+    retraining; then a README on how a system switches levels and what each way costs. Every check
+    must pass, else the folder stays as it was."""
+    from fpga_mpq.mpq.deployment import load_deployment
+    from fpga_mpq.mpq.widths import widths_of
+    from fpga_mpq.train import load_checkpoint
+
+    dep = load_deployment(Path(deployment))
+    target = check_output(out, [dep.path, dep.path.parent, _file(data)], force)
+    data = data if data is not None else dep.data
+    split = load_split(data)
+    if not split.has_quality or split.levels != len(dep.levels):
+        raise BadInput(
+            f"--data {data}: the deployment has {len(dep.levels)} quality levels, the data "
+            + (f"{split.levels}" if split.has_quality else "none (give data with a quality array)")
+        )
+    seconds: dict[str, float] = {}
+    rows, outputs = [], []
+    with atomic_dir(target, "flow") as tmp:
+        projects = [(f"level{lv.level}", lv.checkpoint, split.q_test == lv.level) for lv in dep.levels]
+        projects.append(("estimator", dep.estimator, np.ones(len(split.y_test), bool)))
+        for name, checkpoint, pick in projects:
+            t = time.perf_counter()
+            folder = tmp / name
+            folder.mkdir()
+            exported = export(checkpoint, folder / "model.onnx", data)
+            net = _load_network(folder / "model.onnx", None)
+            hw = _check_golden_equals_qonnx(net, folder / "model.onnx", split.x_test)  # every input, for routing
+            generate(folder / "model.onnx", folder / "hls", cfg)
+            result = csim_project(folder / "hls", net, split.x_test[pick])
+            if not result.ok:
+                raise VerificationFailed(
+                    f"{name}: C simulation differs from the golden model in {result.mismatches} outputs"
+                )
+            est = estimate(folder / "hls")
+            widths = widths_of(load_checkpoint(checkpoint)[0].spec)
+            labels = split.q_test if name == "estimator" else split.y_test
+            rows.append(
+                {
+                    "name": name,
+                    "project": f"{name}/hls",
+                    "weight_bits": "/".join(
+                        str(b) for g, b in zip(widths.groups, widths.bits, strict=True) if g.kind == "weight"
+                    ),
+                    "act_bits": "/".join(
+                        str(b) for g, b in zip(widths.groups, widths.bits, strict=True) if g.kind == "act"
+                    ),
+                    "total": est["total"],
+                    "accuracy": float((hw[pick].argmax(1) == labels[pick]).mean()),
+                    "mismatches": result.mismatches,
+                    "outputs": result.outputs,
+                    "outputs_differing_from_brevitas": exported["outputs_differing_from_brevitas"],
+                }
+            )
+            outputs.append(hw)
+            seconds[name] = time.perf_counter() - t
+        *levels, estimator = rows
+        *level_out, est_out = outputs
+        routed = np.stack([o.argmax(1) for o in level_out])  # level × sample
+        columns = np.arange(len(split.y_test))
+        estimated = est_out.argmax(1)
+        summary = {
+            "deployment": str(deployment),
+            "data": str(data),
+            "levels": [
+                r | {"level": k, "level_name": lv.name}
+                for k, (r, lv) in enumerate(zip(levels, dep.levels, strict=True))
+            ],
+            "estimator": estimator | {"confusion": _confusion(split.q_test, estimated, len(levels))},
+            "accuracy_hardware_level_declared": float((routed[split.q_test, columns] == split.y_test).mean()),
+            "accuracy_hardware_level_estimated": float((routed[estimated, columns] == split.y_test).mean()),
+            "costs": _switching_costs([r["total"] for r in levels], estimator["total"], dep.quality_mix),
+            "seconds": {k: round(v, 2) for k, v in seconds.items()},
+        }
+        _write_deployment_readme(tmp / "README.md", summary, dep.quality_mix)
+        _write_report(tmp / "report" / "flow.json", summary)
+    return summary
+
+
+def _confusion(true: np.ndarray, estimated: np.ndarray, n: int) -> list[list[int]]:
+    return np.bincount(true * n + estimated, minlength=n * n).reshape(n, n).tolist()
+
+
+RESOURCES = ("lut", "ff", "dsp", "bram18")
+
+
+def _switching_costs(levels: list[dict], estimator: dict, mix: list[float]) -> dict:
+    """Co-resident: the sum (with and without the estimator); reconfigured: the largest level and the
+    expectation under the quality mix."""
+    share = np.asarray(mix) / sum(mix)
+    return {
+        "coresident": {k: sum(t[k] for t in levels) for k in RESOURCES},
+        "coresident_with_estimator": {k: sum(t[k] for t in levels) + estimator[k] for k in RESOURCES},
+        "reconfigured_worst": {k: max(t[k] for t in levels) for k in RESOURCES},
+        "reconfigured_expected": {
+            k: round(float(sum(s * t[k] for s, t in zip(share, levels, strict=True))), 1) for k in RESOURCES
+        },
+    }
+
+
+def _write_deployment_readme(path: Path, s: dict, mix: list[float]) -> None:
+    from fpga_mpq.hls.generate import render_text
+
+    costs = s["costs"]
+    levels = [r | {"level": r["level"], "name": r["level_name"]} for r in s["levels"]]
+    text = render_text(
+        "deployment/README.md.j2",
+        deployment=s["deployment"],
+        data=s["data"],
+        levels=levels,
+        estimator=s["estimator"],
+        mix=", ".join(f"{lv['name']} {100 * m / sum(mix):.0f} %" for lv, m in zip(levels, mix, strict=True)),
+        with_estimator=True,
+        coresident=costs["coresident"],
+        coresident_est=costs["coresident_with_estimator"],
+        worst=costs["reconfigured_worst"],
+        expected=costs["reconfigured_expected"],
+        accuracy_declared=s["accuracy_hardware_level_declared"],
+        accuracy_estimated=s["accuracy_hardware_level_estimated"],
+    )
+    path.write_text(text)

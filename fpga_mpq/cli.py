@@ -22,7 +22,10 @@ from fpga_mpq.estimate.report import table
 from fpga_mpq.hls.generate import HlsConfig
 from fpga_mpq.ir.types import parse_ap
 
-DATA_HELP = "a .npz with X (N, F) or (N, H, W, C) and y (N,), or a built-in set: digits, fashion (default: the spec's)"
+DATA_HELP = (
+    "a .npz with X (N, F) or (N, H, W, C), y (N,) and optionally quality (N,), or a built-in set: digits, "
+    "fashion, digits-quality, fashion-quality (default: the spec's, else digits)"
+)
 EPOCHS_HELP = "epochs of float training and of QAT each (default: the spec's training.epochs, else 40)"
 
 
@@ -133,7 +136,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--input-type", type=_ap_type)
 
     c = cmd("search", "mixed-precision search under a budget, compared with uniform precision")
-    c.add_argument("--method", choices=["uniform", "ptq", "sdq"], required=True)
+    c.add_argument(
+        "--method",
+        choices=["uniform", "ptq", "sdq", "dqmq"],
+        required=True,
+        help="dqmq: a precision per input-quality level (data with quality levels); budget on the expected cost",
+    )
     _out(c, "out/search", "result folder")
     c.add_argument("--model", type=Path, help="base spec (YAML): layer sizes and fixed widths; default: built-in")
     c.add_argument("--data", help=DATA_HELP)
@@ -147,7 +155,13 @@ def _parser() -> argparse.ArgumentParser:
 
     c = cmd("flow", "train, export, generate and C-simulate into one folder")
     _out(c, "out/flow", "result folder")
-    c.add_argument("--spec", type=Path, help="architecture and bit-width spec (YAML); default: built-in MLP")
+    source = c.add_mutually_exclusive_group()
+    source.add_argument("--spec", type=Path, help="architecture and bit-width spec (YAML); default: built-in MLP")
+    source.add_argument(
+        "--deployment",
+        type=Path,
+        help="a dqmq search's deployment.yaml (or its folder): every quality level in hardware, no retraining",
+    )
     c.add_argument("--data", help=DATA_HELP)
     c.add_argument("--epochs", type=int, help=EPOCHS_HELP)
     c.add_argument("--seed", type=int, default=0)
@@ -176,6 +190,10 @@ def _run(a: argparse.Namespace) -> dict:
         return api.search(
             a.method, a.out, a.model, a.data, a.candidates, a.max_drop, a.budget, a.part, a.epochs, a.seed, a.force
         )
+    if a.deployment is not None:
+        if a.epochs is not None:
+            raise BadInput("flow --deployment trains nothing: --epochs does not apply")
+        return api.flow_deployment(a.out, a.deployment, a.data, _hls_config(a), a.force)
     return api.flow(a.out, a.spec, a.data, _hls_config(a), a.epochs, a.seed, a.force)
 
 
@@ -200,7 +218,41 @@ def _layer_bits(layer: dict) -> str:
 
 
 def _print_table(command: str, s: dict) -> None:
-    if command == "flow":
+    if command == "flow" and "levels" in s:
+        rows = [
+            (
+                f"level {r['level']} ({r['level_name']})",
+                f"{r['total']['lut']} LUT, {100 * r['accuracy']:.2f} % on its inputs, "
+                f"C-sim {r['mismatches']} mismatches of {r['outputs']}",
+            )
+            for r in s["levels"]
+        ]
+        e = s["estimator"]
+        rows += [
+            (
+                "quality estimator",
+                f"{e['total']['lut']} LUT, {100 * e['accuracy']:.2f} % right, C-sim {e['mismatches']} mismatches",
+            ),
+            ("accuracy, level declared", f"{100 * s['accuracy_hardware_level_declared']:.2f} %"),
+            ("accuracy, level estimated", f"{100 * s['accuracy_hardware_level_estimated']:.2f} %"),
+            ("co-resident LUT", str(s["costs"]["coresident"]["lut"])),
+            ("README", "README.md in the output folder"),
+        ]
+    elif command == "search" and "levels" in s:
+        rows = [("method", s["method"]), ("expected cost", f"{s['expected_cost']:,.0f} {s['cost_metric']}")]
+        for r in s["levels"]:
+            rows.append(
+                (
+                    f"level {r['level']} ({r['name']})",
+                    f"{r['cost']:,.0f} {s['cost_metric']}, test {100 * r['test_acc']:.2f} %, {r['spec']}",
+                )
+            )
+        rows += [
+            ("quality estimator", f"test {100 * s['estimator']['test_acc']:.2f} %"),
+            ("accuracy, level estimated", f"{100 * s['test_acc_level_estimated']:.2f} %"),
+            ("deployment", s["deployment"]),
+        ]
+    elif command == "flow":
         sim = s["csim"]
         rows = [
             ("float accuracy", f"{100 * s['accuracy_float']:.2f} %"),

@@ -420,14 +420,19 @@ def _describe(op) -> str:
     return f"{const} {sym} x" if op.const_first else f"x {sym} {const}"
 
 
-def _env() -> jinja2.Environment:
+def _env(root: Path = TEMPLATES) -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
+        loader=jinja2.FileSystemLoader(root),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+
+
+def render_text(name: str, **ctx: object) -> str:
+    """Render a template of ``fpga_mpq/templates`` that is not part of an HLS project (``deployment/README.md.j2``)."""
+    return _env(TEMPLATES.parent).get_template(name).render(**ctx)
 
 
 def write_project(net: Network, cfg: HlsConfig, out: Path, model_name: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,6 +29,9 @@ from fpga_mpq.mpq.cost import BUDGET_METRICS, CostModel
 from fpga_mpq.mpq.front import Point
 from fpga_mpq.mpq.widths import Group, Widths, widths_of
 from fpga_mpq.train import TrainConfig, accuracy
+
+if TYPE_CHECKING:
+    from fpga_mpq.mpq.dqmq import Deployment
 
 MIN_CANDIDATE, MAX_CANDIDATE = 1, 16
 WEIGHT_MIN_BITS = 2  # a narrow-range signed 1-bit weight has only the level 0
@@ -151,6 +155,7 @@ class MethodResult:
     front: list[Point]
     reason: str = ""
     log: dict = field(default_factory=dict)
+    deployment: Deployment | None = None  # dqmq: a network per quality level and the quality estimator
 
 
 def select(points: list[Point], problem: Problem, target: Target) -> Point | None:
@@ -185,8 +190,15 @@ def calibrate(qmodel: QuantNet, x: np.ndarray) -> QuantNet:
 
 
 def make_point(problem: Problem, method: str, label: str, model: QuantNet, sqnr: float | None = None) -> Point:
-    """Measure a configuration: its costs, and its validation and test accuracy."""
+    """Measure a configuration: its costs, and its validation and test accuracy (per quality level too,
+    when the data has levels)."""
     split = problem.split
+    by_level = None
+    if split.has_quality:
+        by_level = tuple(
+            accuracy(model, split.x_test[split.q_test == lv], split.y_test[split.q_test == lv])
+            for lv in range(split.levels)
+        )
     return Point(
         method=method,
         label=label,
@@ -195,4 +207,5 @@ def make_point(problem: Problem, method: str, label: str, model: QuantNet, sqnr:
         val_acc=accuracy(model, split.x_val, split.y_val),
         test_acc=accuracy(model, split.x_test, split.y_test),
         sqnr=sqnr,
+        test_by_level=by_level,
     )

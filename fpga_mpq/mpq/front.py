@@ -29,6 +29,8 @@ class Point:
     val_acc: float
     test_acc: float
     sqnr: float | None = None
+    test_by_level: tuple[float, ...] | None = None  # test accuracy per quality level, when the data has levels
+    levels: tuple[Point, ...] = ()  # dqmq: one point per quality level; this one is their expectation
 
     def widths(self) -> dict[str, int]:
         """Every searched width by group name (``input``, ``layers[0].weight``, ``layers[2].add``, ...)."""
@@ -43,7 +45,16 @@ class Point:
             "val_acc": self.val_acc,
             "test_acc": self.test_acc,
             "sqnr_db": self.sqnr,
-        }
+        } | self._quality()
+
+    def _quality(self) -> dict:
+        d: dict = {}
+        if self.test_by_level is not None:
+            d["test_acc_by_level"] = list(self.test_by_level)
+        if self.levels:
+            d["widths"] = None  # one configuration per level, below
+            d["levels"] = [p.to_dict() for p in self.levels]
+        return d
 
 
 def pareto(points: Iterable[Point], metric: str) -> list[Point]:

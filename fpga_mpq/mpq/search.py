@@ -17,6 +17,7 @@ from fpga_mpq.mpq import (
     Target,
     calibrate,
     check_candidates,
+    dqmq,
     make_point,
     ptq,
     sdq,
@@ -24,11 +25,17 @@ from fpga_mpq.mpq import (
     uniform,
 )
 from fpga_mpq.mpq.cost import DEFAULT_PART, CostModel
+from fpga_mpq.mpq.deployment import write_deployment
 from fpga_mpq.mpq.front import Point, iso_accuracy_cost_ratio, pareto, plot, uniform_beaten, write_csv
 from fpga_mpq.mpq.widths import apply_widths
 from fpga_mpq.train import TrainConfig, TrainResult, accuracy, quant_from_float, save_checkpoint, train_float
 
-METHODS: dict[str, Callable[..., MethodResult]] = {"uniform": uniform.run, "ptq": ptq.run, "sdq": sdq.run}
+METHODS: dict[str, Callable[..., MethodResult]] = {
+    "uniform": uniform.run,
+    "ptq": ptq.run,
+    "sdq": sdq.run,
+    "dqmq": dqmq.run,
+}
 
 
 @dataclass
@@ -48,6 +55,7 @@ class SearchResult:
     reason: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
     log: dict = field(default_factory=dict)
+    deployment: dqmq.Deployment | None = None
 
     @property
     def feasible(self) -> bool:
@@ -78,7 +86,31 @@ class SearchResult:
             "evaluated": len(self.front),
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
             "log": self.log,
-        }
+        } | self._levels()
+
+    def _levels(self) -> dict:
+        """dqmq: each quality level's design (its spec path is added by the writer) and the expected cost."""
+        if self.chosen is None or not self.chosen.levels:
+            return {}
+        n = len(self.chosen.levels)
+        levels = [
+            {
+                "level": k,
+                "name": dqmq.level_name(k, n),
+                "widths": p.widths(),
+                "cost": p.costs[self.cost_metric],
+                "costs": p.costs,
+                "val_acc": p.val_acc,
+                "test_acc": p.test_acc,
+            }
+            for k, p in enumerate(self.chosen.levels)
+        ]
+        return {
+            "levels": levels,
+            "expected_cost": self.chosen.costs[self.cost_metric],
+            "expected_costs": self.chosen.costs,
+            "quality_mix": [round(float(m), 6) for m in self.log.get("quality_mix", [])],
+        } | (self.deployment.summary() if self.deployment else {})
 
 
 def search(
@@ -131,6 +163,8 @@ def search(
 
     metric = cost.headline
     ratio = None if result.chosen is None else iso_accuracy_cost_ratio(result.chosen, reference, metric)
+    if method == "dqmq":
+        result.log["quality_mix"] = dqmq.level_mix(split).tolist()
     return SearchResult(
         method=method,
         target=target,
@@ -145,6 +179,7 @@ def search(
         reason=result.reason,
         seconds=seconds,
         log=result.log,
+        deployment=result.deployment,
     )
 
 
@@ -166,14 +201,21 @@ def _cheapest_over_budget(problem: Problem, target: Target) -> MethodResult | No
     return MethodResult(None, None, [point], reason=reason)
 
 
-def write_outputs(result: SearchResult, out: Path, input_shape: tuple[int, ...]) -> dict[str, str]:
-    """spec.yaml and model.pt of the chosen design (when feasible), pareto.csv and pareto.png of both fronts."""
+def write_outputs(
+    result: SearchResult, out: Path, input_shape: tuple[int, ...], data: str | None = None
+) -> dict[str, str]:
+    """spec.yaml and model.pt of the chosen design (when feasible), pareto.csv and pareto.png of both
+    fronts; for dqmq a spec and checkpoint per level and for the estimator, and deployment.yaml,
+    which names ``data`` (the data set the levels were measured on) so ``flow`` can verify each level."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     points = result.front if result.method == "uniform" else result.front + result.uniform
+    rows = [q for p in points for q in (p.levels or (p,))]  # dqmq: a row per level's configuration
     paths = {"pareto_csv": out / "pareto.csv", "pareto_png": out / "pareto.png"}
-    write_csv(points, paths["pareto_csv"], result.cost_metric)
+    write_csv(rows, paths["pareto_csv"], result.cost_metric)
     plot(points, paths["pareto_png"], result.cost_metric, result.chosen)
+    if result.deployment is not None:
+        return {k: str(v) for k, v in paths.items()} | write_deployment(result, out, input_shape, data)
     if result.chosen is not None:
         paths["spec"] = out / "spec.yaml"
         paths["checkpoint"] = out / "model.pt"
