@@ -581,7 +581,7 @@ def _switching_costs(levels: list[dict], estimator: dict, mix: list[float]) -> d
         "coresident_with_estimator": {k: sum(t[k] for t in levels) + estimator[k] for k in RESOURCES},
         "reconfigured_worst": {k: max(t[k] for t in levels) for k in RESOURCES},
         "reconfigured_expected": {
-            k: round(float(sum(s * t[k] for s, t in zip(share, levels, strict=True))), 1) for k in RESOURCES
+            k: round(float(sum(s * t[k] for s, t in zip(share, levels, strict=True)))) for k in RESOURCES
         },
     }
 

@@ -132,6 +132,8 @@ def search(
     if method not in METHODS:
         raise BadInput(f"--method {method!r}: one of {', '.join(METHODS)}")
     ladders = check_candidates(candidates)
+    if method == "dqmq":
+        dqmq.check_data(split)
     cost = CostModel(part)
     if target.budget is not None:
         cost.check_metric(target.metric)
@@ -163,7 +165,7 @@ def search(
 
     metric = cost.headline
     ratio = None if result.chosen is None else iso_accuracy_cost_ratio(result.chosen, reference, metric)
-    if method == "dqmq":
+    if method == "dqmq" and result.chosen is not None:
         result.log["quality_mix"] = dqmq.level_mix(split).tolist()
     return SearchResult(
         method=method,
