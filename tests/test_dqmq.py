@@ -91,7 +91,7 @@ def test_the_policy_depends_on_quality_through_two_vectors_per_group(problem):
 def test_a_draw_is_one_width_per_group_and_its_gradient_reaches_the_policy(problem):
     net = PolicyNet(problem, problem.split.x_train[:64], "lut")
     x = torch.from_numpy(problem.split.x_train[:16])
-    out = net(x, 2, torch.Generator().manual_seed(0))
+    out = net(x, 2, torch.rand(net.a.shape, generator=torch.Generator().manual_seed(0)))
     assert torch.equal(net.draws.detach().sum(dim=1), torch.ones(len(net.groups)))
     assert set(net.draws.detach().unique().tolist()) <= {0.0, 1.0}
     out.sum().backward()

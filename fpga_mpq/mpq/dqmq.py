@@ -60,13 +60,14 @@ from fpga_mpq.train import EVAL_BATCH, accuracy, quant_from_float, train
 log = logging.getLogger(__name__)
 CALIB_SAMPLES = 256  # per level
 REPAIR_ROUNDS = 2
+REFINE_SAMPLES = 512  # training inputs per level on which the refinement measures the loss
 SHARED = (".op.weight", ".op.bias", ".bn.weight", ".bn.bias")  # what the levels' networks share
 
 
 @dataclass(frozen=True)
 class DqmqConfig:
     search_epochs: int | None = None  # the joint search's epochs; default: the training epochs (--epochs)
-    policy_lr: float = 0.05
+    policy_lr: float = 0.2
     lambda_init: float = 0.1
     controller_gain: float = 0.05
     tau_start: float = 2.0
@@ -75,6 +76,7 @@ class DqmqConfig:
     kd_alpha: float = 0.5
     kd_temperature: float = 2.0
     probes: int = 3  # bisection steps for a max-drop target
+    refine_moves: int = 40  # at most this many model-based refinement steps after commitment
     estimator_units: int = 16  # 16 units at 3 bits: about the LUTs of 8 at 4, a point more accurate on digits
     estimator_bits: int = 3
 
@@ -94,17 +96,22 @@ class PolicyNet(FakeQuantNet):
 
     def setup_draws(self) -> None:
         self.levels = self.problem.split.levels
+        mix = level_mix(self.problem.split)
+        self.mean_score = float(sum(m * lv / (self.levels - 1) for lv, m in enumerate(mix)))
         k = max(len(ladder) for ladder in self.ladders)
         self.valid = torch.tensor([[j < len(ladder) for j in range(k)] for ladder in self.ladders])
         start = [[2.0 * j / max(len(ladder) - 1, 1) for j in range(k)] for ladder in self.ladders]
         self.a = nn.Parameter(torch.tensor(start))  # the widest rung likeliest at first, none excluded
         self.c = nn.Parameter(torch.zeros(len(self.ladders), k))
         self.draws: torch.Tensor | None = None  # this call's straight-through one-hot draws (groups × rungs)
+        self.fixed: Widths | None = None  # evaluation at given widths (the model-based refinement)
         self.level = 0
         self.tau = 1.0
 
     def score(self, level: int) -> float:
-        return level / (self.levels - 1) if self.levels > 1 else 0.0
+        """The quality score, centred on the mix: ``a`` is the policy of the average input and ``c`` moves
+        levels apart, so a gradient every level shares moves ``a`` alone."""
+        return level / (self.levels - 1) - self.mean_score
 
     def logits(self, level: int) -> torch.Tensor:
         return (self.a + self.c * self.score(level)).masked_fill(~self.valid, -math.inf)
@@ -114,16 +121,21 @@ class PolicyNet(FakeQuantNet):
 
     def mix(self, k: int, quantize: Quantize) -> torch.Tensor:
         ladder = self.ladders[k]
+        if self.fixed is not None:
+            return quantize(self.fixed.bits[k])
         if self.draws is None:  # evaluation: the level's likeliest width
             return quantize(ladder[int(self.probs(self.level)[k].argmax())])
         y = self.draws[k]
         return sum(y[j] * quantize(bits) for j, bits in enumerate(ladder))
 
-    def forward(self, x: torch.Tensor, level: int, gen: torch.Generator | None) -> torch.Tensor:
-        """``x`` all of quality ``level``; one draw per group (none without ``gen``: the likeliest widths)."""
+    def forward(self, x: torch.Tensor, level: int, noise: torch.Tensor | None) -> torch.Tensor:
+        """``x`` all of quality ``level``; one draw per group from the uniform ``noise`` (groups × rungs),
+        or none: the likeliest widths. A step passes every level the same noise (common random
+        numbers), so levels draw different widths only where their policies differ, and ``c`` sees
+        the levels' gradients side by side rather than through independent draws."""
         self.level, self.draws = level, None
-        if gen is not None:
-            u = torch.rand(self.a.shape, generator=gen).clamp(1e-9, 1 - 1e-9)
+        if noise is not None:
+            u = noise.clamp(1e-9, 1 - 1e-9)
             soft = torch.softmax((self.logits(level) - torch.log(-torch.log(u))) / self.tau, dim=1)
             hard = F.one_hot(soft.argmax(dim=1), soft.shape[1]).to(soft.dtype)
             self.draws = hard - soft.detach() + soft
@@ -155,6 +167,16 @@ class PolicyNet(FakeQuantNet):
     def committed(self, level: int) -> Widths:
         p = self.probs(level)
         return Widths(self.groups, tuple(ladder[int(p[k].argmax())] for k, ladder in enumerate(self.ladders)))
+
+    def loss_at(self, level: int, widths: Widths, x: torch.Tensor, y: torch.Tensor) -> float:
+        """Task loss of the level's inputs with every group at ``widths`` (evaluation mode)."""
+        self.fixed = widths
+        try:
+            self.net.eval()
+            with torch.no_grad():
+                return float(F.cross_entropy(self(x, level, None), y))
+        finally:
+            self.fixed = None
 
     def parameter_count(self) -> int:
         return 2 * int(self.valid.sum())
@@ -189,8 +211,9 @@ def _search(problem: Problem, net: PolicyNet, budget: float, mix: np.ndarray, cf
         sums = np.zeros(3)
         for start in range(0, len(x), tc.batch_size):
             idx = order[start : start + tc.batch_size]
+            noise = torch.rand(net.a.shape, generator=gen)
             task = sum(
-                F.cross_entropy(net(x[sel], level, gen), y[sel], reduction="sum")
+                F.cross_entropy(net(x[sel], level, noise), y[sel], reduction="sum")
                 for level, sel in _level_batches(q, idx, net.levels)
             ) / len(idx)
             rel_cost = sum(float(mix[lv]) * net.expected_cost(lv) for lv in range(net.levels)) / widest
@@ -242,6 +265,78 @@ def _commit(net: PolicyNet, budget: float, mix: np.ndarray) -> list[Widths]:
         _, level, _, g, bits = min(options, key=lambda o: o[:3])
         widths[level] = widths[level].set(g, bits)
     return widths
+
+
+@dataclass(frozen=True)
+class _Move:
+    level: int
+    group: int
+    widths: Widths  # the level's widths after the move
+    loss: float  # mix-weighted change of the expected loss
+    cost: float  # mix-weighted change of the expected table cost
+
+
+def _refine(
+    net: PolicyNet, widths: list[Widths], budget: float, mix: np.ndarray, data: list[tuple], max_moves: int
+) -> tuple[list[Widths], list[dict]]:
+    """Model-based refinement of the committed widths: the network the joint search trained (at every
+    width, by the policy's draws) is the environment model of accuracy, the cost table that of
+    hardware. One rung moves at a time, each the best by measured loss: while over budget the down
+    move losing least per cost saved; then the up move (paid for, if need be, by one down move of
+    another level or group) that lowers the expected loss most within the budget. Stops when no
+    move helps."""
+    widths = list(widths)
+    loss = [net.loss_at(lv, w, *data[lv]) for lv, w in enumerate(widths)]
+    history = []
+
+    def moves() -> list[_Move]:
+        out = []
+        for lv, w in enumerate(widths):
+            for k, (g, ladder) in enumerate(zip(net.groups, net.ladders, strict=True)):
+                j = ladder.index(w.get(g))
+                for step in (-1, 1):
+                    if 0 <= j + step < len(ladder):
+                        moved = w.set(g, ladder[j + step])
+                        d_loss = mix[lv] * (net.loss_at(lv, moved, *data[lv]) - loss[lv])
+                        d_cost = mix[lv] * (net.proxy(moved) - net.proxy(w))
+                        out.append(_Move(lv, k, moved, float(d_loss), float(d_cost)))
+        return out
+
+    for _ in range(max_moves):
+        spare = budget - _expected(net, widths, mix)
+        ms = moves()
+        downs = [m for m in ms if m.cost < 0]
+        if spare < 0:
+            if not downs:
+                break
+            chosen = [min(downs, key=lambda m: m.loss / -m.cost)]
+        else:
+            options = []
+            for up in (m for m in ms if m.cost > 0 and m.loss < 0):
+                if up.cost <= spare:
+                    options.append((up.loss, [up]))
+                for down in downs:
+                    if (down.level, down.group) != (up.level, up.group) and up.cost + down.cost <= spare:
+                        options.append((up.loss + down.loss, [up, down]))
+            options = [o for o in options if o[0] < 0]
+            if not options:
+                break
+            chosen = min(options, key=lambda o: o[0])[1]
+        for m in chosen:
+            w = widths[m.level]
+            g = net.groups[m.group]
+            widths[m.level] = w.set(g, m.widths.get(g))
+        for lv in {m.level for m in chosen}:
+            loss[lv] = net.loss_at(lv, widths[lv], *data[lv])
+        history.append(
+            {
+                "moves": [
+                    f"level {m.level} {net.groups[m.group].name} -> {m.widths.get(net.groups[m.group])}" for m in chosen
+                ],
+                "expected_cost": _expected(net, widths, mix),
+            }
+        )
+    return widths, history
 
 
 def _is_shared(name: str) -> bool:
@@ -339,13 +434,30 @@ def _probe(problem: Problem, metric: str, budget: float, mix: np.ndarray, cfg: D
     net = PolicyNet(problem, x_cal, metric)
     search_log = _search(problem, net, budget, mix, cfg)
     net.refresh_costs()
-    searched = net.release()
+    searched = net.float_model()
+    s = problem.split
+    data = [
+        (
+            torch.from_numpy(s.x_train[s.q_train == lv][:REFINE_SAMPLES]),
+            torch.from_numpy(s.y_train[s.q_train == lv][:REFINE_SAMPLES]),
+        )
+        for lv in range(s.levels)
+    ]
     proxy_budget, rounds = budget, []
     for _ in range(REPAIR_ROUNDS):
-        widths = _commit(net, proxy_budget, mix)
+        committed = _commit(net, proxy_budget, mix)
+        widths, refine_log = _refine(net, committed, proxy_budget, mix, data, cfg.refine_moves)
         models, ft_log = _finetune(problem, searched, widths, cfg)
         point = _measure(problem, models, mix, f"dqmq {metric}<={budget:.4g}")
-        rounds.append({"widths": [w.label() for w in widths], "expected_cost": point.costs[metric], "finetune": ft_log})
+        rounds.append(
+            {
+                "policy_widths": [w.label() for w in committed],
+                "refinement": refine_log,
+                "widths": [w.label() for w in widths],
+                "expected_cost": point.costs[metric],
+                "finetune": ft_log,
+            }
+        )
         if point.costs[metric] <= budget:
             break
         proxy_budget = min(proxy_budget, _expected(net, widths, mix)) * 0.98 * budget / point.costs[metric]

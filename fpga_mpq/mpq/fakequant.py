@@ -145,6 +145,13 @@ class FakeQuantNet(nn.Module):
             parametrize.remove_parametrizations(op, "weight", leave_parametrized=False)
         return self.net.eval()
 
+    def float_model(self) -> FloatNet:
+        """A float model holding the weights the search has learned so far; the fake quantizers stay."""
+        out = copy.deepcopy(self.problem.fmodel)
+        state = {k.replace("parametrizations.weight.original", "weight"): v for k, v in self.net.state_dict().items()}
+        out.load_state_dict(state)
+        return out.eval()
+
     def float_weight(self, i: int) -> torch.Tensor:
         op = self.ops[i]
         return (op.parametrizations.weight.original if parametrize.is_parametrized(op) else op.weight).detach()
