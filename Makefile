@@ -39,6 +39,7 @@ bench: install
 	cd bench && ../$(BIN)/python bench_estimate.py
 	cd bench && ../$(BIN)/python bench_search.py
 	cd bench && ../$(BIN)/python bench_cnn.py
+	cd bench && ../$(BIN)/python bench_dqmq.py
 
 # Property tests with many more random networks (600 golden-vs-qonnx, 150 through C simulation),
 # and 24 SIGKILL/SIGINT fault injections each into generate, flow and search.

@@ -167,3 +167,12 @@ def test_quality_mix_is_the_test_sets_share_of_each_level(quality):
     assert level_mix(quality).tolist() == [0.25] * 4
     skewed = replace(quality, q_test=np.repeat([0, 1, 2, 3], [1, 1, 1, 5]))
     assert level_mix(skewed).tolist() == [0.125, 0.125, 0.125, 0.625]
+
+
+def test_a_max_drop_target_bisects_the_expected_budget_and_keeps_the_cheapest_design_within_it(quality):
+    cfg = DqmqConfig(search_epochs=1, probes=2)
+    r = search("dqmq", DEFAULT_SPEC, _small(quality, 60), (2, 8), Target(max_drop=100.0), train_cfg=FAST,
+               uniform_front=[], cfg=cfg)  # fmt: skip
+    budgets = [p["budget"] for p in r.log["probes"]]
+    assert len(budgets) == 2 and budgets[1] < budgets[0]  # every probe met the target: the next is cheaper
+    assert r.chosen.costs["lut"] == min(p.costs["lut"] for p in r.front)
