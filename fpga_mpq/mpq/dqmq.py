@@ -59,7 +59,7 @@ from fpga_mpq.train import EVAL_BATCH, accuracy, quant_from_float, train
 
 log = logging.getLogger(__name__)
 CALIB_SAMPLES = 256  # per level
-REPAIR_ROUNDS = 2
+REPAIR_ROUNDS = 3
 REFINE_SAMPLES = 512  # training inputs per level on which the refinement measures the loss
 SHARED = (".op.weight", ".op.bias", ".bn.weight", ".bn.bias")  # what the levels' networks share
 
