@@ -27,15 +27,40 @@ DATA_HELP = (
     "fashion, digits-quality, fashion-quality (default: the spec's, else digits)"
 )
 EPOCHS_HELP = "epochs of float training and of QAT each (default: the spec's training.epochs, else 40)"
+SPEC_HELP = "architecture and bit-width spec (YAML, e.g. specs/digits_cnn.yaml; default: the built-in digits MLP)"
+SEED_HELP = "seed of weight initialisation and batch order (default: 0)"
+RANDOM_HELP = "N random inputs across the input type's range instead of the test set (default: the test set)"
+INPUT_TYPE_HELP = (
+    "hardware input type, e.g. ap_ufixed<8,0>, when the model has no input Quant (default: from the model)"
+)
+EXAMPLES = {
+    "train": "fpga-mpq train --spec specs/digits_cnn.yaml -o out/cnn.pt",
+    "export": "fpga-mpq export out/cnn.pt -o out/cnn.onnx",
+    "generate": "fpga-mpq generate out/cnn.onnx -o out/cnn_hls --backend vivado --clock 4",
+    "csim": "fpga-mpq csim out/cnn_hls --random 1000",
+    "estimate": "fpga-mpq estimate out/cnn_hls",
+    "rtlsim": "fpga-mpq rtlsim out/mlp.onnx -o out/mlp_rtl --random 500",
+    "synth": "fpga-mpq synth out/mlp_rtl",
+    "search": "fpga-mpq search --method sdq --budget luts=8000 -o out/search",
+    "flow": "fpga-mpq flow --spec specs/digits_cnn.yaml -o out/cnn_flow",
+}
 
 
 def _hls_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=["vivado", "vitis"], default="vitis")
-    p.add_argument("--part", default=HlsConfig.part)
-    p.add_argument("--clock", type=float, default=HlsConfig.clock_ns, help="clock period in ns")
-    p.add_argument("--reuse-factor", type=int, default=1)
-    p.add_argument("--io", choices=["parallel", "stream"], help="default: stream for a CNN, parallel for an MLP")
-    p.add_argument("--top", default=HlsConfig.top, help="name of the top function")
+    p.add_argument(
+        "--backend", choices=["vivado", "vitis"], default="vitis", help="HLS tool the project is for (default: vitis)"
+    )
+    p.add_argument("--part", default=HlsConfig.part, help=f"FPGA part number (default: {HlsConfig.part})")
+    p.add_argument(
+        "--clock", type=float, default=HlsConfig.clock_ns, help=f"clock period in ns (default: {HlsConfig.clock_ns:g})"
+    )
+    p.add_argument(
+        "--reuse-factor", type=int, default=1, help="multiplications per multiplier, 1 = fully parallel (default: 1)"
+    )
+    p.add_argument(
+        "--io", choices=["parallel", "stream"], help="layer interfaces (default: stream for a CNN, parallel for an MLP)"
+    )
+    p.add_argument("--top", default=HlsConfig.top, help=f"name of the top function (default: {HlsConfig.top})")
 
 
 def _ap_type(text: str):
@@ -55,8 +80,12 @@ def _candidates(text: str) -> tuple[int, ...]:
 
 def _out(c: argparse.ArgumentParser, default: str | None, what: str, required: bool = False) -> None:
     """``-o`` and ``--force``; the path stays a string so an empty ``-o ""`` is seen as empty."""
-    c.add_argument("-o", "--out", required=required, default=default, help=what)
-    c.add_argument("--force", action="store_true", help="replace an existing output fpga_mpq did not make")
+    c.add_argument(
+        "-o", "--out", required=required, default=default, help=what + (f" (default: {default})" if default else "")
+    )
+    c.add_argument(
+        "--force", action="store_true", help="replace an existing output fpga_mpq did not make (default: refuse)"
+    )
 
 
 def _hls_config(a: argparse.Namespace) -> HlsConfig:
@@ -75,65 +104,89 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def cmd(name: str, help: str) -> argparse.ArgumentParser:
-        c = sub.add_parser(name, help=help)
-        c.add_argument("--json", action="store_true", help="print one JSON summary as the last line")
+        example = EXAMPLES[name]
+        c = sub.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        c.add_argument("--json", action="store_true", help="print one JSON summary as the last line of stdout")
         return c
 
     c = cmd("train", "quantization-aware training of the spec's network (MLP or CNN)")
     _out(c, "out/model.pt", "checkpoint file")
-    c.add_argument("--spec", type=Path, help="architecture and bit-width spec (YAML); default: built-in MLP")
+    c.add_argument("--spec", type=Path, help=SPEC_HELP)
     c.add_argument("--data", help=DATA_HELP)
     c.add_argument("--epochs", type=int, help=EPOCHS_HELP)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=int, default=0, help=SEED_HELP)
 
     c = cmd("export", "checkpoint -> cleaned QONNX, checked against Brevitas")
-    c.add_argument("checkpoint", type=Path)
+    c.add_argument("checkpoint", type=Path, help="model.pt written by train, flow or search")
     _out(c, "out/model.onnx", "QONNX file")
     c.add_argument("--data", help=DATA_HELP)
 
     c = cmd("generate", "QONNX -> HLS project (Vivado HLS / Vitis HLS, g++ C-sim)")
-    c.add_argument("model", type=Path)
+    c.add_argument("model", type=Path, help="a QONNX model (.onnx; its .onnx.data beside it if it has one)")
     _out(c, None, "project folder", required=True)
-    c.add_argument("--input-type", type=_ap_type, help="hardware input type when the model has no input Quant")
+    c.add_argument("--input-type", type=_ap_type, help=INPUT_TYPE_HELP)
     _hls_args(c)
 
     c = cmd("csim", "build and run the C simulation, compare bit for bit with the golden model")
-    c.add_argument("project", type=Path)
+    c.add_argument("project", type=Path, help="an HLS project folder written by generate or flow")
     c.add_argument("--data", help=DATA_HELP)
-    c.add_argument("--random", type=int, help="N random inputs across the input type's range")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--trace", action="store_true", help="compare every layer's output (io parallel)")
+    c.add_argument("--random", type=int, help=RANDOM_HELP)
+    c.add_argument("--seed", type=int, default=0, help="seed of the --random inputs (default: 0)")
+    c.add_argument(
+        "--trace", action="store_true", help="compare every layer's output too (io parallel; default: outputs only)"
+    )
 
     c = cmd("estimate", "LUT / FF / DSP / BRAM and latency per layer, before any vendor tool runs")
     c.add_argument("model", type=Path, help="a generated project folder or a QONNX model")
     _out(c, None, "report folder (default: the project's report/, else out/estimate)")
-    c.add_argument("--part", help="default: the project's part, else " + HlsConfig.part)
-    c.add_argument("--clock", type=float, help="clock period in ns (default: the project's, else 5)")
-    c.add_argument("--reuse-factor", type=int)
-    c.add_argument("--strategy", choices=["latency", "resource"], default="latency")
-    c.add_argument("--io", choices=["parallel", "stream"])
-    c.add_argument("--rtl", action="store_true", help="estimate the da4ml RTL design instead of the HLS one")
-    c.add_argument("--input-type", type=_ap_type, help="hardware input type when the model has no input Quant")
+    c.add_argument("--part", help="FPGA part number (default: the project's, else " + HlsConfig.part + ")")
+    c.add_argument(
+        "--clock", type=float, help=f"clock period in ns (default: the project's, else {HlsConfig.clock_ns:g})"
+    )
+    c.add_argument("--reuse-factor", type=int, help="multiplications per multiplier (default: the project's, else 1)")
+    c.add_argument(
+        "--strategy",
+        choices=["latency", "resource"],
+        default="latency",
+        help="hls4ml strategy priced (default: latency)",
+    )
+    c.add_argument(
+        "--io", choices=["parallel", "stream"], help="layer interfaces (default: the project's, else parallel)"
+    )
+    c.add_argument(
+        "--rtl", action="store_true", help="estimate the da4ml RTL design instead of the HLS one (default: HLS)"
+    )
+    c.add_argument("--input-type", type=_ap_type, help=INPUT_TYPE_HELP)
 
     c = cmd("rtlsim", "da4ml Verilog, simulated cycle by cycle with Verilator, compared bit for bit")
-    c.add_argument("model", type=Path)
+    c.add_argument("model", type=Path, help="a QONNX model (.onnx)")
     _out(c, "out/rtl", "RTL project folder")
-    c.add_argument("--part", default=HlsConfig.part)
-    c.add_argument("--clock", type=float, default=HlsConfig.clock_ns, help="clock period in ns")
-    c.add_argument("--top", default=HlsConfig.top)
+    c.add_argument("--part", default=HlsConfig.part, help=f"FPGA part number (default: {HlsConfig.part})")
+    c.add_argument(
+        "--clock", type=float, default=HlsConfig.clock_ns, help=f"clock period in ns (default: {HlsConfig.clock_ns:g})"
+    )
+    c.add_argument("--top", default=HlsConfig.top, help=f"name of the top module (default: {HlsConfig.top})")
     c.add_argument("--data", help=DATA_HELP)
-    c.add_argument("--random", type=int, help="N random inputs across the input type's range")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--input-type", type=_ap_type)
+    c.add_argument("--random", type=int, help=RANDOM_HELP)
+    c.add_argument("--seed", type=int, default=0, help="seed of the --random inputs (default: 0)")
+    c.add_argument("--input-type", type=_ap_type, help=INPUT_TYPE_HELP)
 
     c = cmd("synth", "Yosys synth_xilinx of the RTL design: LUT, FF, CARRY, DSP, BRAM")
     c.add_argument("model", type=Path, help="a QONNX model or an RTL project from rtlsim")
     _out(c, "out/rtl", "RTL project folder (for a QONNX model)")
-    c.add_argument("--part", default=HlsConfig.part)
-    c.add_argument("--clock", type=float, default=HlsConfig.clock_ns)
-    c.add_argument("--top", default=HlsConfig.top)
-    c.add_argument("--timeout", type=float, default=1800, help="seconds before Yosys is stopped")
-    c.add_argument("--input-type", type=_ap_type)
+    c.add_argument("--part", default=HlsConfig.part, help=f"FPGA part number (default: {HlsConfig.part})")
+    c.add_argument(
+        "--clock", type=float, default=HlsConfig.clock_ns, help=f"clock period in ns (default: {HlsConfig.clock_ns:g})"
+    )
+    c.add_argument("--top", default=HlsConfig.top, help=f"name of the top module (default: {HlsConfig.top})")
+    c.add_argument("--timeout", type=float, default=1800, help="seconds before Yosys is stopped (default: 1800)")
+    c.add_argument("--input-type", type=_ap_type, help=INPUT_TYPE_HELP)
 
     c = cmd("search", "mixed-precision search under a budget, compared with uniform precision")
     c.add_argument(
@@ -143,28 +196,45 @@ def _parser() -> argparse.ArgumentParser:
         help="dqmq: a precision per input-quality level (data with quality levels); budget on the expected cost",
     )
     _out(c, "out/search", "result folder")
-    c.add_argument("--model", type=Path, help="base spec (YAML): layer sizes and fixed widths; default: built-in")
+    c.add_argument(
+        "--model",
+        type=Path,
+        help="base spec (YAML): the architecture and the widths not searched (default: built-in MLP)",
+    )
     c.add_argument("--data", help=DATA_HELP)
-    c.add_argument("--candidates", type=_candidates, default=(2, 3, 4, 5, 6, 8), help="e.g. 2,3,4,5,6,8")
+    c.add_argument(
+        "--candidates",
+        type=_candidates,
+        default=(2, 3, 4, 5, 6, 8),
+        help="bit-widths to choose from (default: 2,3,4,5,6,8)",
+    )
     target = c.add_mutually_exclusive_group(required=True)
-    target.add_argument("--max-drop", type=float, help="accuracy points below float allowed")
-    target.add_argument("--budget", help="luts=N, bops=N, dsp=N or exact_bits=N")
-    c.add_argument("--part", default="xczu9eg")
-    c.add_argument("--epochs", type=int, default=40)
-    c.add_argument("--seed", type=int, default=0)
+    target.add_argument(
+        "--max-drop",
+        type=float,
+        help="accuracy points below the float model allowed, on the validation set (this or --budget is required)",
+    )
+    target.add_argument(
+        "--budget",
+        help="cost limit METRIC=N: luts, ff, dsp (each a count), bops or exact_bits (this or --max-drop is required)",
+    )
+    c.add_argument("--part", default="xczu9eg", help="FPGA part the costs are estimated for (default: xczu9eg)")
+    c.add_argument("--epochs", type=int, help=EPOCHS_HELP)
+    c.add_argument("--seed", type=int, default=0, help=SEED_HELP)
 
     c = cmd("flow", "train, export, generate and C-simulate into one folder")
     _out(c, "out/flow", "result folder")
     source = c.add_mutually_exclusive_group()
-    source.add_argument("--spec", type=Path, help="architecture and bit-width spec (YAML); default: built-in MLP")
+    source.add_argument("--spec", type=Path, help=SPEC_HELP)
     source.add_argument(
         "--deployment",
         type=Path,
-        help="a dqmq search's deployment.yaml (or its folder): every quality level in hardware, no retraining",
+        help="a dqmq search's deployment.yaml (or its folder): every quality level in hardware, no retraining "
+        "(default: train the --spec)",
     )
     c.add_argument("--data", help=DATA_HELP)
     c.add_argument("--epochs", type=int, help=EPOCHS_HELP)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     _hls_args(c)
     return p
 

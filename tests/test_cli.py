@@ -49,3 +49,22 @@ def test_input_type_option_is_parsed_at_the_edge(zoo, tmp_path, capsys):
 def test_csim_on_a_folder_that_is_not_a_project_exits_2(tmp_path, capsys):
     assert main(["csim", str(tmp_path)]) == 2
     assert "not a fpga_mpq HLS project" in capsys.readouterr().err
+
+
+def test_every_option_of_every_command_explains_itself_and_each_help_ends_with_an_example():
+    import argparse
+
+    from fpga_mpq.cli import _parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            where = f"{name} {'/'.join(action.option_strings) or action.dest}"
+            assert action.help, f"{where} has no help line"
+            if action.option_strings and not action.required and not isinstance(action, argparse._StoreTrueAction):
+                assert "default" in action.help or "required" in action.help, (
+                    f"{where}: its help does not say its default"
+                )
+        assert command.epilog.startswith("example:\n  fpga-mpq " + name), name
