@@ -52,7 +52,7 @@ from fpga_mpq.errors import BadInput
 from fpga_mpq.models.net import FloatNet, QuantNet
 from fpga_mpq.models.spec import LayerSpec, Spec
 from fpga_mpq.mpq import MethodResult, Problem, Target, calibrate, make_point
-from fpga_mpq.mpq.fakequant import FakeQuantNet, Quantize
+from fpga_mpq.mpq.fakequant import FakeQuantNet, Quantize, lambda_step
 from fpga_mpq.mpq.front import Point
 from fpga_mpq.mpq.widths import Widths, apply_widths, widths_of
 from fpga_mpq.train import EVAL_BATCH, accuracy, quant_from_float, train
@@ -223,9 +223,7 @@ def _search(problem: Problem, net: PolicyNet, budget: float, mix: np.ndarray, cf
             (task + lam * rel_cost + eta * entropy).backward()
             opt_w.step()
             opt_p.step()
-            goal = math.exp(math.log(rel_budget) * min(1.0, step / glide))  # 1 -> rel_budget
-            error = float(np.clip(rel_cost.item() / goal - 1, -1.0, 1.0))
-            lam = float(np.clip(lam * math.exp(cfg.controller_gain * error), 1e-4, 1e4))
+            lam = lambda_step(lam, rel_cost.item(), rel_budget, step / glide, cfg.controller_gain)
             step += 1
             sums += (task.item(), rel_cost.item(), entropy.item())
         task_loss, cost, entropy_mean = map(float, sums / steps_per_epoch)

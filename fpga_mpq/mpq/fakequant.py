@@ -53,6 +53,14 @@ def fq_act(x: torch.Tensor, bits: int, top: float, signed: bool) -> torch.Tensor
     return torch.clamp(_round_ste(x / s), lo, hi) * s
 
 
+def lambda_step(lam: float, rel_cost: float, rel_budget: float, progress: float, gain: float) -> float:
+    """The searches' multiplicative λ controller: the cost target glides (log scale) from the widest
+    design's (1) to the budget as ``progress`` goes 0 → 1, and λ grows while the cost is above it."""
+    goal = math.exp(math.log(rel_budget) * min(1.0, progress))
+    error = float(np.clip(rel_cost / goal - 1, -1.0, 1.0))
+    return float(np.clip(lam * math.exp(gain * error), 1e-4, 1e4))
+
+
 class _FakeQuantWeight(nn.Module):
     """A weight parametrization: ``quantize(w)``, the weight as its group's draw quantizes it."""
 

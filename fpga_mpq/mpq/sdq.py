@@ -41,7 +41,7 @@ from tqdm import tqdm
 from fpga_mpq.errors import BadInput
 from fpga_mpq.models.net import FloatNet, QuantNet
 from fpga_mpq.mpq import MethodResult, Problem, Target, calibrate, make_point, weighted_ops
-from fpga_mpq.mpq.fakequant import FakeQuantNet, Quantize
+from fpga_mpq.mpq.fakequant import FakeQuantNet, Quantize, lambda_step
 from fpga_mpq.mpq.front import Point
 from fpga_mpq.mpq.widths import Group, Widths, apply_widths
 from fpga_mpq.train import EVAL_BATCH, quant_from_float
@@ -174,9 +174,7 @@ def _search(problem: Problem, net: StochasticNet, budget: float, cfg: SdqConfig)
             opt_b.step()
             for d in net.dbps().values():
                 d.settle(cfg.eps)
-            goal = math.exp(math.log(rel_budget) * min(1.0, step / glide))  # 1 -> rel_budget
-            error = float(np.clip(rel_cost.item() / goal - 1, -1.0, 1.0))
-            lam = float(np.clip(lam * math.exp(cfg.controller_gain * error), 1e-4, 1e4))
+            lam = lambda_step(lam, rel_cost.item(), rel_budget, step / glide, cfg.controller_gain)
             step += 1
             sums += (task.item(), rel_cost.item())
         history.append(
