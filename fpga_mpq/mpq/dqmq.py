@@ -2,8 +2,9 @@
 
 The data carries a quality level per sample (:mod:`fpga_mpq.data.quality`: 0 clean .. L−1 worst).
 The policy gives every group (:mod:`fpga_mpq.mpq.widths`) at every level a distribution over the
-group's candidate widths, from few parameters: logits ``a_g + c_g · s`` with ``s = level / (L − 1)``
-the quality score, two vectors over the ladder per group (72 numbers for the digits MLP).
+group's candidate widths, from few parameters: logits ``a_g + c_g · s`` with ``s`` the level's
+quality score centred on the mix, two vectors over the ladder per group (60 numbers for the digits
+MLP at five candidates): ``a`` is the average input's policy, ``c`` moves the levels apart.
 
 Relaxation: Gumbel-softmax with straight-through hard samples. The forward pass uses one width per
 group (the hardware never mixes widths) while the gradient reaches every rung's logit; the SDQ pair
@@ -13,21 +14,27 @@ Here each level's draw comes from the same two parameter vectors, so what the po
 level informs its neighbours.
 
 Stage 1 (joint search, on :class:`PolicyNet`, a fake-quantized copy of the float model): each batch
-is split by level; each part runs at its level's draw. Loss = task + λ·Σ_l π_l·E_l[cost]/cost(widest)
-+ η·H, where π is the test set's quality mix, E_l[cost] the exact expected table cost under the
-level's distribution (the cost model is the known environment model of the abstract's model-based
-policy optimisation), and H the policies' mean entropy. λ follows SDQ's controller towards the
-budget; the Gumbel temperature anneals from ``tau_start`` to ``tau_end`` and η from 0 to
-``entropy_final``, so each level commits to one width per group. Commitment takes each level's
-likeliest width; while the expected table cost is over budget, the (level, group) least sure of its
-width drops a rung.
+is split by level; each part runs at its level's draw, all levels from the same Gumbel noise (common
+random numbers). Loss = task + λ·Σ_l π_l·E_l[cost]/cost(widest) + η·H, where π is the test set's
+quality mix, E_l[cost] the exact expected table cost under the level's distribution (the cost model
+is the known environment model of the abstract's model-based policy optimisation), and H the
+policies' mean entropy. λ follows SDQ's controller towards the budget; the Gumbel temperature
+anneals from ``tau_start`` to ``tau_end`` and η from 0 to ``entropy_final``, so each level commits
+to one width per group. Commitment takes each level's likeliest width; while the expected table cost
+is over budget, the (level, group) least sure of its width drops a rung.
+
+Model-based refinement (:func:`_refine`): on digits-quality the gradient policy alone committed every
+level to the same widths (the shared term ``a`` dominates, the level signal in ``c`` is noise at
+these batch sizes), so the committed widths are then moved one rung at a time, each move the best
+by the loss the jointly trained network measures on the level's inputs, priced by the cost table,
+within the expected budget. This is where the levels come apart.
 
 Stage 2 (fine-tuning, in Brevitas): one QuantNet per level, all holding the same conv / dense
 weights and biases and BatchNorm affine parameters (their gradients summed over the levels' parts
 of each batch, one optimizer step, copied back), each with its own activation ranges and BatchNorm
 statistics (a level's statistics are its inputs'). Loss: task mixed with distillation from the float
 model. The real cost of each level is then measured; if the expected cost misses the budget, the
-proxy budget is scaled down and commitment and fine-tuning are redone.
+proxy budget is scaled down and commitment, refinement and fine-tuning are redone.
 
 The deployable result is one spec and checkpoint per level (:func:`fpga_mpq.mpq.search.write_outputs`)
 and a quality estimator: a small quantized MLP trained on the same data to predict the level, so a
