@@ -150,7 +150,7 @@ class PolicyNet(FakeQuantNet):
 
     def refresh_costs(self) -> None:
         super().refresh_costs()
-        k = self.a.shape[1] if hasattr(self, "a") else 0
+        k = self.a.shape[1]  # setup_draws ran before the base class's first refresh
         ladder = dict(zip(self.groups, self.ladders, strict=True))
         self.cost_matrices = []
         for table, (w, x) in zip(self.table, self.feeds, strict=True):
@@ -486,8 +486,7 @@ def check_data(split: Split) -> None:
 
 
 def run(problem: Problem, target: Target, cfg: DqmqConfig = DqmqConfig()) -> MethodResult:
-    split = problem.split
-    check_data(split)
+    split = problem.split  # checked by check_data before the float model was trained
     mix = level_mix(split)
     metric = target.metric if target.budget is not None else problem.cost.headline
     probes: list[Probe] = []
