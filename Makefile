@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install fashion-mnist demo test bench fuzz slow lint clean
+.PHONY: install fashion-mnist chromium demo test bench fuzz slow lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(MAKE) -s fashion-mnist
+	$(MAKE) -s chromium
 	touch $@
 
 # Fashion-MNIST (the CNN specs' data) is a Debian package: installed here when missing and we are
@@ -22,6 +23,16 @@ fashion-mnist:
 		apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
 		|| (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1) \
 		|| echo "dataset-fashion-mnist could not be installed: the Fashion-MNIST specs and tests are skipped"; fi
+
+# Chromium renders the HTML report headless (tests/test_report.py): installed here when missing and we
+# are root; otherwise that screenshot test is skipped.
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get install -y -q chromium >/dev/null 2>&1 \
+			|| (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) \
+			|| echo "chromium could not be installed: the report's screenshot test is skipped"; \
+		else echo "chromium is not installed (installing it needs root): the report's screenshot test is skipped"; fi; fi
 
 install: $(VENV)/.installed
 
@@ -40,6 +51,8 @@ bench: install
 	cd bench && ../$(BIN)/python bench_search.py
 	cd bench && ../$(BIN)/python bench_cnn.py
 	cd bench && ../$(BIN)/python bench_dqmq.py
+	cd bench && ../$(BIN)/python bench_train.py
+	cd bench && ../$(BIN)/python bench_iso.py
 
 # Property tests with many more random networks (600 golden-vs-qonnx, 150 through C simulation),
 # and 24 SIGKILL/SIGINT fault injections each into generate, flow and search.

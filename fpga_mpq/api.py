@@ -22,7 +22,9 @@ from fpga_mpq.ir.golden import run
 from fpga_mpq.ir.network import Network, check_reuse_factor
 from fpga_mpq.ir.types import FixedType, Overflow, Rounding
 from fpga_mpq.models.spec import load_spec, save_spec
+from fpga_mpq.mpq.confidence import CONFIDENCE
 from fpga_mpq.outputs import atomic_dir, atomic_file, check_output, is_tool_folder, replace_file
+from fpga_mpq.parallel import SERIAL, Runner, check_address
 from fpga_mpq.sim.csim import csim_project, random_inputs, write_testbench_data
 
 PROJECT_META = "fpga_mpq.json"
@@ -51,9 +53,9 @@ def train(
 
     target = check_output(out, [spec, _file(data)], force, owned=is_checkpoint)
     model_spec = load_spec(spec)
-    cfg = TrainConfig.for_spec(model_spec, epochs, seed)
+    TrainConfig.for_spec(model_spec, epochs, seed)  # fail on bad input before reading the data
     split = load_split(data, model_spec)
-    result = run_training(model_spec, split, cfg)
+    result = run_training(model_spec, split, TrainConfig.for_spec(model_spec, epochs, seed, len(split.y_train)))
     with atomic_file(target) as tmp:
         save_checkpoint(result, split.input_shape, tmp)
     return {
@@ -329,10 +331,14 @@ def search(
     epochs: int | None = None,
     seed: int = 0,
     force: bool = False,
+    confidence: float = CONFIDENCE,
+    finetune_epochs: int = 0,
+    ray_address: str = SERIAL,
 ) -> dict:
     """Mixed-precision search: the chosen spec, both Pareto fronts and the iso-accuracy comparison
     with uniform precision. An unmeetable target raises ``VerificationFailed`` (exit 1). ``spec`` is
-    an MLP or a CNN; ``data`` and ``epochs`` default to the spec's own, as in ``train``."""
+    an MLP or a CNN; ``data`` and ``epochs`` default to the spec's own, as in ``train``. The method and
+    the uniform widths train as parallel tasks at ``ray_address`` (``local``, a cluster, or ``off``)."""
     from fpga_mpq.mpq import Target, parse_budget
     from fpga_mpq.mpq.search import search as run_search
     from fpga_mpq.mpq.search import write_outputs
@@ -343,9 +349,18 @@ def search(
         raise BadInput("give exactly one target: --max-drop POINTS or --budget METRIC=N")
     target = Target(max_drop=max_drop) if max_drop is not None else parse_budget(budget)
     base = load_spec(spec)
-    cfg = TrainConfig.for_spec(base, epochs, seed)
+    TrainConfig.for_spec(base, epochs, seed)  # fail on bad input before reading the data
     split = load_split(data, base)
-    result = run_search(method, base, split, candidates, target, part=part, seed=seed, train_cfg=cfg)
+    cfg = TrainConfig.for_spec(base, epochs, seed, len(split.y_train))
+    if finetune_epochs and method != "ptq":
+        raise BadInput(
+            f"--finetune-epochs applies to --method ptq (the other methods train their designs), not {method}"
+        )
+    options = {"finetune_epochs": finetune_epochs} if method == "ptq" else {}
+    runner = Runner(check_address(ray_address))
+    result = run_search(
+        method, base, split, candidates, target, part, seed, cfg, confidence=confidence, runner=runner, **options
+    )
     if not result.feasible:  # nothing is written: a previous search's result stays as it was
         raise VerificationFailed(result.reason)
     data_name = builtin_name(data) or (str(Path(data).resolve()) if data is not None else base.data or "digits")
@@ -356,6 +371,13 @@ def search(
             level["spec"] = summary[f"level{k}_spec"]
         _write_report(tmp / "search.json", summary)
     return summary
+
+
+def report(dirs: list[Path], out: Path = Path("out/report.html"), force: bool = False) -> dict:
+    """One HTML page over any mix of this tool's output folders (:mod:`fpga_mpq.report`)."""
+    from fpga_mpq.report import write_report
+
+    return write_report([Path(d) for d in dirs], Path(out), force)
 
 
 def _samples(net: Network, data: Path | None, random: int | None, seed: int) -> np.ndarray:

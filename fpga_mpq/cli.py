@@ -21,6 +21,8 @@ from fpga_mpq.errors import BadInput, VerificationFailed
 from fpga_mpq.estimate.report import table
 from fpga_mpq.hls.generate import HlsConfig
 from fpga_mpq.ir.types import parse_ap
+from fpga_mpq.mpq.confidence import CONFIDENCE
+from fpga_mpq.parallel import LOCAL
 
 DATA_HELP = (
     "a .npz with X (N, F) or (N, H, W, C), y (N,) and optionally quality (N,), or a built-in set: digits, "
@@ -43,6 +45,7 @@ EXAMPLES = {
     "synth": "fpga-mpq synth out/mlp_rtl",
     "search": "fpga-mpq search --method sdq --budget luts=8000 -o out/search",
     "flow": "fpga-mpq flow --spec specs/digits_cnn.yaml -o out/cnn_flow",
+    "report": "fpga-mpq report out/search out/cnn_flow out/mlp_rtl -o out/report.html",
 }
 
 
@@ -221,6 +224,25 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--part", default="xczu9eg", help="FPGA part the costs are estimated for (default: xczu9eg)")
     c.add_argument("--epochs", type=int, help=EPOCHS_HELP)
     c.add_argument("--seed", type=int, default=0, help=SEED_HELP)
+    c.add_argument(
+        "--confidence",
+        type=float,
+        default=CONFIDENCE,
+        help="one-sided level at which a --max-drop must hold: the chosen design's accuracy drop, bounded by a "
+        f"paired bootstrap on the validation set (0.5 = the point estimate; default: {CONFIDENCE})",
+    )
+    c.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=0,
+        help="ptq only: epochs of QAT of the chosen widths from their post-training weights (default: 0, none)",
+    )
+    c.add_argument(
+        "--ray-address",
+        default=LOCAL,
+        help="where the independent trainings run: local (a Ray on this machine, one task per core), a cluster "
+        "address ray://HOST:10001 or HOST:6379, or off (one after another here) (default: local)",
+    )
 
     c = cmd("flow", "train, export, generate and C-simulate into one folder")
     _out(c, "out/flow", "result folder")
@@ -236,6 +258,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--epochs", type=int, help=EPOCHS_HELP)
     c.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     _hls_args(c)
+
+    c = cmd("report", "one self-contained HTML page over search, flow, estimate, csim, rtlsim and synth outputs")
+    c.add_argument("dirs", type=Path, nargs="+", help="output folders of fpga_mpq (search, flow, estimate, ...)")
+    _out(c, "out/report.html", "the HTML page")
     return p
 
 
@@ -256,9 +282,24 @@ def _run(a: argparse.Namespace) -> dict:
         return api.rtlsim(a.model, a.out, a.part, a.clock, a.top, a.data, a.random, a.seed, a.input_type, a.force)
     if a.command == "synth":
         return api.synth(a.model, a.out, a.part, a.clock, a.top, a.timeout, a.input_type, a.force)
+    if a.command == "report":
+        return api.report(a.dirs, a.out, a.force)
     if a.command == "search":
         return api.search(
-            a.method, a.out, a.model, a.data, a.candidates, a.max_drop, a.budget, a.part, a.epochs, a.seed, a.force
+            a.method,
+            a.out,
+            a.model,
+            a.data,
+            a.candidates,
+            a.max_drop,
+            a.budget,
+            a.part,
+            a.epochs,
+            a.seed,
+            a.force,
+            confidence=a.confidence,
+            finetune_epochs=a.finetune_epochs,
+            ray_address=a.ray_address,
         )
     if a.deployment is not None:
         if a.epochs is not None:
@@ -345,15 +386,24 @@ def _print_table(command: str, s: dict) -> None:
             ("method", s["method"]),
             ("weight bits", ", ".join(f"{g} {b}" for g, b in c["widths"].items() if g.endswith(".weight"))),
             ("activation bits", ", ".join(f"{g} {b}" for g, b in c["widths"].items() if not g.endswith(".weight"))),
-            ("test accuracy", f"{100 * c['test_acc']:.2f} % (float {100 * s['accuracy_float']['test']:.2f} %)"),
+            (
+                "test accuracy",
+                f"{_acc(c['test_acc'], c['test_acc_interval'])} "
+                f"(float {_acc(s['accuracy_float']['test'], s['accuracy_float']['test_interval'])})",
+            ),
+            ("chosen by", s["selection_rule"]),
             ("costs", costs),
             (
                 f"{s['cost_metric']} vs uniform",
                 "no uniform design is as accurate" if ratio is None else f"{ratio:.2f}x",
             ),
-            ("spec", s["spec"]),
-            ("front", f"{s['pareto_csv']}, {s['pareto_png']}"),
         ]
+        if "peer_front" in s:
+            beaten = ", ".join(s["peer_beaten"]) or "none"
+            rows.append(("uniform post-training designs beaten", beaten))
+        rows += [("spec", s["spec"]), ("front", f"{s['pareto_csv']}, {s['pareto_png']}")]
+    elif command == "report":
+        rows = [("report", s["report"])] + [(f["folder"], ", ".join(f["found"])) for f in s["folders"]]
     elif command == "estimate":
         print(table(s))
         rows = [("report", s["report"]), ("chart", s["chart"])]
@@ -362,6 +412,11 @@ def _print_table(command: str, s: dict) -> None:
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
+
+
+def _acc(acc: float, interval: list[float]) -> str:
+    """An accuracy with its 95% interval, in percent."""
+    return f"{100 * acc:.2f} % [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
 
 
 class _Terminated(KeyboardInterrupt):

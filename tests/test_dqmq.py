@@ -59,7 +59,8 @@ def problem(quality):
     torch.manual_seed(0)
     fmodel = FloatNet(DEFAULT_SPEC, quality.input_shape).eval()
     ladders = check_candidates((2, 4, 8))
-    return Problem(DEFAULT_SPEC, _small(quality, 60), ladders, CostModel(), fmodel, FAST, 0.0, 0.0)
+    split = _small(quality, 60)
+    return Problem(DEFAULT_SPEC, split, ladders, CostModel(), fmodel, FAST, np.zeros(len(split.y_val), bool), 0.0)
 
 
 def test_expected_cost_is_the_exact_expectation_over_every_configuration(problem):

@@ -14,10 +14,11 @@ from fpga_mpq.export import check_qonnx_equals_brevitas, export_qonnx_file
 from fpga_mpq.models.net import QuantNet
 from fpga_mpq.models.spec import DEFAULT_SPEC, spec_from_dict
 from fpga_mpq.mpq import Problem, Target, calibrate, check_candidates, parse_budget
+from fpga_mpq.mpq.confidence import drop_bound, interval
 from fpga_mpq.mpq.cost import CostModel, effective_bits, layer_quants
 from fpga_mpq.mpq.front import Point, iso_accuracy_cost_ratio, pareto, plot, uniform_beaten, write_csv
 from fpga_mpq.mpq.ptq import correct_biases
-from fpga_mpq.mpq.sdq import SdqConfig, StochasticNet, _within_noise
+from fpga_mpq.mpq.sdq import SdqConfig, StochasticNet
 from fpga_mpq.mpq.search import search, write_outputs
 from fpga_mpq.mpq.widths import Widths, apply_widths, widths_of
 from fpga_mpq.train import TrainConfig, load_checkpoint, quant_from_float, train_float
@@ -205,7 +206,7 @@ def test_sdq_cost_table_equals_the_cost_model_on_the_brevitas_model(split):
     estimator says about the Brevitas model holding the same weights at those widths."""
     fmodel = train_float(DEFAULT_SPEC, split, FAST)
     ladders = check_candidates(CANDIDATES)
-    problem = Problem(DEFAULT_SPEC, split, ladders, CostModel(), fmodel, FAST, 0.0, 0.0)
+    problem = Problem(DEFAULT_SPEC, split, ladders, CostModel(), fmodel, FAST, np.zeros(len(split.y_val), bool), 0.0)
     x = split.x_train[:256]
     net = StochasticNet(problem, x, "lut")
     for widths in (_mlp((2, 4, 8), (2, 4, 8)), _mlp((4, 2, 2), (8, 2, 4))):
@@ -213,9 +214,47 @@ def test_sdq_cost_table_equals_the_cost_model_on_the_brevitas_model(split):
         assert net.proxy(widths) == CostModel().measure(model)["lut"]
 
 
-def test_sdq_bisection_forgives_a_miss_within_the_validation_noise_but_not_more(split):
-    problem = Problem(DEFAULT_SPEC, split, check_candidates(CANDIDATES), CostModel(), None, FAST, 0.96, 0.96)
-    target = Target(max_drop=1.0)  # floor 0.95; one standard error on 359 samples is 1.15 points
-    assert _within_noise(problem, _point("sdq", 1, 0.945), target)
-    assert not problem.meets(_point("sdq", 1, 0.945), target)
-    assert not _within_noise(problem, _point("sdq", 1, 0.935), target)
+def _answers(n: int, only_ref: int, only_cand: int, both: int) -> tuple[np.ndarray, np.ndarray]:
+    """Paired right / wrong answers of a reference and a candidate on n samples."""
+    ref, cand = np.zeros(n, bool), np.zeros(n, bool)
+    ref[:only_ref] = True
+    cand[only_ref : only_ref + only_cand] = True
+    shared = slice(only_ref + only_cand, only_ref + only_cand + both)
+    ref[shared] = cand[shared] = True
+    return ref, cand
+
+
+def test_max_drop_accepts_a_design_only_when_the_drops_upper_confidence_bound_is_within(split):
+    target = Target(max_drop=1.0)
+    # 0.5 points lost on 1000 samples with no other disagreement: sure enough
+    ref, close = _answers(1000, 5, 0, 955)
+    problem = Problem(DEFAULT_SPEC, split, check_candidates(CANDIDATES), CostModel(), None, FAST, ref, 0.96)
+    assert problem.meets(replace(_point("sdq", 1, 0.955), val_correct=close), target)
+    # 0.9 points lost, but the two disagree on 71 samples: the bound is near 2 points
+    ref, noisy = _answers(1000, 40, 31, 920)
+    problem = replace(problem, float_val_correct=ref)
+    assert drop_bound(ref, noisy) == pytest.approx(0.009 + 1.28 * np.sqrt(71) / 1000, abs=0.002)
+    assert not problem.meets(replace(_point("sdq", 1, 0.951), val_correct=noisy), target)
+    assert replace(problem, confidence=0.5).meets(replace(_point("sdq", 1, 0.951), val_correct=noisy), target)
+
+
+def test_accuracy_interval_is_the_binomial_bootstrap_and_holds_the_estimate():
+    correct = np.arange(1000) % 10 != 0  # 90%
+    lo, hi = interval(correct)
+    assert lo < 0.9 < hi
+    assert hi - lo == pytest.approx(2 * 1.96 * np.sqrt(0.9 * 0.1 / 1000), rel=0.1)
+
+
+def test_ptq_is_compared_with_uniform_post_training_and_its_fine_tune_replaces_the_choice(split):
+    r = search("ptq", DEFAULT_SPEC, split, (2, 4, 8), Target(max_drop=5.0), train_cfg=FAST, finetune_epochs=1)
+    assert [p.label for p in r.peers] == ["uniform ptq 2", "uniform ptq 4", "uniform ptq 8"]
+    assert all(p.method == "uniform ptq" and p.sqnr is not None for p in r.peers)
+    tune = r.log["finetune"]
+    assert tune["epochs"] == 1 and tune["val_acc_before"] != tune["val_acc_after"]
+    assert tune["kept"] and r.chosen.method == "ptq fine-tuned" and r.chosen is r.front[-1]
+    assert r.chosen.val_acc == tune["val_acc_after"]
+    summary = r.summary()
+    assert [p["label"] for p in summary["peer_front"]] == [p.label for p in pareto(r.peers, "lut")]
+    assert set(summary["peer_beaten"]) <= {p.label for p in r.peers}
+    with pytest.raises(BadInput, match="--finetune-epochs -1"):
+        search("ptq", DEFAULT_SPEC, split, (2, 4, 8), Target(max_drop=5.0), train_cfg=FAST, finetune_epochs=-1)

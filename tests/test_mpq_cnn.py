@@ -171,7 +171,8 @@ def test_sdq_on_the_cnn(uniform_cnn, images, tmp_path):
 def _problem(spec, split: Split) -> Problem:
     torch.manual_seed(0)
     fmodel = FloatNet(spec, split.input_shape).eval()
-    return Problem(spec, split, check_candidates(CANDIDATES), CostModel(), fmodel, FAST, 0.0, 0.0)
+    no_float = np.zeros(len(split.y_val), bool)
+    return Problem(spec, split, check_candidates(CANDIDATES), CostModel(), fmodel, FAST, no_float, 0.0)
 
 
 def test_sdq_draws_once_per_group_a_residual_add_included(images):

@@ -240,6 +240,17 @@ class QuantNet(nn.Module):
             x = m(x)
         return x.value if hasattr(x, "value") else x
 
+    def __reduce__(self) -> tuple:
+        """Pickled as its spec, input shape and tensors: Brevitas' quantizer objects do not unpickle,
+        and a model trained in a Ray task must come back whole."""
+        return (_rebuild_quant_net, (self.spec, self.input_shape, self.state_dict(), self.training))
+
+
+def _rebuild_quant_net(spec: Spec, input_shape: tuple[int, ...], state: dict, training: bool) -> QuantNet:
+    model = QuantNet(spec, input_shape)
+    model.load_state_dict(state)
+    return model.train(training)
+
 
 class FloatNet(nn.Module):
     """The same architecture in float: the accuracy reference users compare against."""

@@ -25,10 +25,11 @@ from fpga_mpq.data import Split
 from fpga_mpq.errors import BadInput
 from fpga_mpq.models.net import FloatNet, QuantNet
 from fpga_mpq.models.spec import Spec
+from fpga_mpq.mpq.confidence import CONFIDENCE, drop_bound
 from fpga_mpq.mpq.cost import BUDGET_METRICS, CostModel
 from fpga_mpq.mpq.front import Point
 from fpga_mpq.mpq.widths import Group, Widths, widths_of
-from fpga_mpq.train import TrainConfig, accuracy
+from fpga_mpq.train import TrainConfig, correct
 
 if TYPE_CHECKING:
     from fpga_mpq.mpq.dqmq import Deployment
@@ -125,7 +126,9 @@ def parse_budget(text: str) -> Target:
 
 @dataclass
 class Problem:
-    """What every method gets: the base spec, the data, the trained float model and the cost model."""
+    """What every method gets: the base spec, the data, the trained float model and the cost model.
+    ``float_val_correct`` is the float model's right / wrong answer per validation sample, which the
+    max-drop rule pairs with each candidate's."""
 
     spec: Spec
     split: Split
@@ -133,17 +136,21 @@ class Problem:
     cost: CostModel
     fmodel: FloatNet
     train_cfg: TrainConfig
-    float_val: float
+    float_val_correct: np.ndarray
     float_test: float
+    confidence: float = CONFIDENCE
 
-    def accuracy_floor(self, target: Target) -> float:
-        """The lowest validation accuracy a max-drop target accepts."""
-        return self.float_val - target.max_drop / 100.0
+    @property
+    def float_val(self) -> float:
+        return float(self.float_val_correct.mean())
 
     def meets(self, point: Point, target: Target) -> bool:
+        """Budget: the measured cost is within it. Max-drop: the accuracy drop from the float model on
+        the validation set is within it at ``confidence`` (an upper bound from a paired bootstrap), so
+        a design that only looks good by the luck of a small validation set is not accepted."""
         if target.budget is not None:
             return point.costs[target.metric] <= target.budget
-        return point.val_acc >= self.accuracy_floor(target)
+        return drop_bound(self.float_val_correct, point.val_correct, self.confidence) <= target.max_drop / 100.0
 
 
 @dataclass
@@ -156,10 +163,12 @@ class MethodResult:
     reason: str = ""
     log: dict = field(default_factory=dict)
     deployment: Deployment | None = None  # dqmq: a network per quality level and the quality estimator
+    peers: list[Point] = field(default_factory=list)  # ptq: uniform post-training quantization, its fair peer
 
 
 def select(points: list[Point], problem: Problem, target: Target) -> Point | None:
-    """Budget: the most accurate point within it. Max-drop: the cheapest point within the drop."""
+    """Budget: the most accurate point within it. Max-drop: the cheapest point whose drop is within
+    the target at the problem's confidence (:meth:`Problem.meets`)."""
     ok = [p for p in points if problem.meets(p, target)]
     if not ok:
         return None
@@ -193,19 +202,19 @@ def make_point(problem: Problem, method: str, label: str, model: QuantNet, sqnr:
     """Measure a configuration: its costs, and its validation and test accuracy (per quality level too,
     when the data has levels)."""
     split = problem.split
+    val, test = correct(model, split.x_val, split.y_val), correct(model, split.x_test, split.y_test)
     by_level = None
     if split.has_quality:
-        by_level = tuple(
-            accuracy(model, split.x_test[split.q_test == lv], split.y_test[split.q_test == lv])
-            for lv in range(split.levels)
-        )
+        by_level = tuple(float(test[split.q_test == lv].mean()) for lv in range(split.levels))
     return Point(
         method=method,
         label=label,
         spec=model.spec,
         costs=problem.cost.measure(model),
-        val_acc=accuracy(model, split.x_val, split.y_val),
-        test_acc=accuracy(model, split.x_test, split.y_test),
+        val_acc=float(val.mean()),
+        test_acc=float(test.mean()),
         sqnr=sqnr,
         test_by_level=by_level,
+        val_correct=val,
+        test_correct=test,
     )

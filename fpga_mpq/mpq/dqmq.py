@@ -412,17 +412,27 @@ def _measure(problem: Problem, models: list[QuantNet], mix: np.ndarray, label: s
         part = replace(problem, split=_subset(problem.split, level))
         levels.append(make_point(part, "dqmq", f"{label} level {level} {widths_of(model.spec).label()}", model))
     costs = {k: sum(float(m) * p.costs[k] for m, p in zip(mix, levels, strict=True)) for k in levels[0].costs}
-    val_mix = np.bincount(problem.split.q_val, minlength=len(models)) / len(problem.split.q_val)
+    val, test = _routed(problem.split.q_val, levels, "val"), _routed(problem.split.q_test, levels, "test")
     return Point(
         method="dqmq",
         label=label,
         spec=levels[0].spec,
         costs=costs,
-        val_acc=sum(float(m) * p.val_acc for m, p in zip(val_mix, levels, strict=True)),
-        test_acc=sum(float(m) * p.test_acc for m, p in zip(mix, levels, strict=True)),
+        val_acc=float(val.mean()),
+        test_acc=float(test.mean()),
         test_by_level=tuple(p.test_acc for p in levels),
         levels=tuple(levels),
+        val_correct=val,
+        test_correct=test,
     )
+
+
+def _routed(quality: np.ndarray, levels: list[Point], part: str) -> np.ndarray:
+    """Each sample's right / wrong answer from its own level's network: the system's, sample by sample."""
+    out = np.zeros(len(quality), dtype=bool)
+    for level, point in enumerate(levels):
+        out[quality == level] = getattr(point, f"{part}_correct")
+    return out
 
 
 @dataclass

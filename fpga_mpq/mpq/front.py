@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from fpga_mpq.models.spec import Spec
+from fpga_mpq.mpq.confidence import INTERVAL, interval
 from fpga_mpq.mpq.widths import widths_of
 
 ISO_TOLERANCE = 0.005  # half an accuracy point
@@ -31,6 +34,16 @@ class Point:
     sqnr: float | None = None
     test_by_level: tuple[float, ...] | None = None  # test accuracy per quality level, when the data has levels
     levels: tuple[Point, ...] = ()  # dqmq: one point per quality level; this one is their expectation
+    # one bool per validation / test sample (right or wrong): the accuracies' intervals and the paired
+    # comparison with the float model the selection rule makes (:mod:`fpga_mpq.mpq.confidence`)
+    val_correct: np.ndarray | None = field(default=None, compare=False, repr=False)
+    test_correct: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    def val_interval(self) -> tuple[float, float] | None:
+        return None if self.val_correct is None else interval(self.val_correct)
+
+    def test_interval(self) -> tuple[float, float] | None:
+        return None if self.test_correct is None else interval(self.test_correct)
 
     def widths(self) -> dict[str, int]:
         """Every searched width by group name (``input``, ``layers[0].weight``, ``layers[2].add``, ...)."""
@@ -43,7 +56,10 @@ class Point:
             "widths": self.widths(),
             "costs": self.costs,
             "val_acc": self.val_acc,
+            "val_acc_interval": self.val_interval(),
             "test_acc": self.test_acc,
+            "test_acc_interval": self.test_interval(),
+            "interval_level": INTERVAL,
             "sqnr_db": self.sqnr,
         } | self._quality()
 
@@ -88,7 +104,8 @@ def uniform_beaten(uniform: Iterable[Point], front: Iterable[Point], metric: str
 
 def write_csv(points: Iterable[Point], path: Path, metric: str) -> None:
     """Every evaluated configuration: one column per searched width (all points share the base spec's
-    groups), all cost metrics; ``on_front`` marks each method's Pareto points."""
+    groups), all cost metrics, both accuracies with their 95% intervals; ``on_front`` marks each
+    method's Pareto points."""
     points = list(points)
     groups = list(points[0].widths()) if points else []
     on_front = set()
@@ -96,7 +113,10 @@ def write_csv(points: Iterable[Point], path: Path, metric: str) -> None:
         on_front |= {id(p) for p in pareto([p for p in points if p.method == method], metric)}
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["method", "label", *groups, *CSV_METRICS, "val_acc", "test_acc", "sqnr_db", "on_front"])
+        w.writerow(
+            ["method", "label", *groups, *CSV_METRICS]
+            + ["val_acc", "val_lo", "val_hi", "test_acc", "test_lo", "test_hi", "sqnr_db", "on_front"]
+        )
         for p in points:
             w.writerow(
                 [
@@ -105,15 +125,22 @@ def write_csv(points: Iterable[Point], path: Path, metric: str) -> None:
                     *p.widths().values(),
                     *(p.costs.get(m, "") for m in CSV_METRICS),
                     f"{p.val_acc:.4f}",
+                    *_bounds(p.val_interval()),
                     f"{p.test_acc:.4f}",
+                    *_bounds(p.test_interval()),
                     "" if p.sqnr is None else f"{p.sqnr:.2f}",
                     int(id(p) in on_front),
                 ]
             )
 
 
+def _bounds(iv: tuple[float, float] | None) -> tuple[str, str]:
+    return ("", "") if iv is None else (f"{iv[0]:.4f}", f"{iv[1]:.4f}")
+
+
 def plot(points: Iterable[Point], path: Path, metric: str, chosen: Point | None = None) -> None:
-    """Test accuracy against cost per method, each method's front as a step line, the choice starred."""
+    """Test accuracy (with its 95% interval) against cost per method, each method's front as a step
+    line, the choice starred."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,6 +157,19 @@ def plot(points: Iterable[Point], path: Path, metric: str, chosen: Point | None 
             label=f"{method} front",
         )
         ax.scatter([p.costs[metric] for p in mine], [100 * p.test_acc for p in mine], s=12, color=line.get_color())
+        bars = [p for p in mine if p.test_correct is not None]
+        if bars:
+            lo_hi = np.array([p.test_interval() for p in bars]).T * 100
+            acc = np.array([100 * p.test_acc for p in bars])
+            ax.errorbar(
+                [p.costs[metric] for p in bars],
+                acc,
+                yerr=[acc - lo_hi[0], lo_hi[1] - acc],
+                fmt="none",
+                ecolor=line.get_color(),
+                alpha=0.5,
+                capsize=2,
+            )
     if chosen is not None:
         ax.scatter([chosen.costs[metric]], [100 * chosen.test_acc], marker="*", s=220, color="k", label="chosen")
     ax.set_xscale("log")

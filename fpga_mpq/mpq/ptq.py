@@ -18,11 +18,20 @@ power-of-two scale with the least weight error was tried and dropped: it lost ac
    points below the float model, or with ``use_labels=False`` SQNR dB below the baseline), or the
    shortest prefix within the budget. Accuracy is assumed monotone along the front, as in AIMET;
    the chosen point itself is always checked.
+5. Optionally (``finetune_epochs``), the usual practice after choosing widths: a short QAT of the
+   chosen configuration from its post-training weights; it replaces the choice when it still meets
+   the target.
+
+Its fair peer is uniform post-training quantization (every group at one width, the same
+calibration and bias correction, no training): those designs are returned as ``peers``, so a user
+sees what the sensitivity search adds over simply picking one width.
 """
 
 from __future__ import annotations
 
 import math
+import pickle
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -34,7 +43,7 @@ from fpga_mpq.models.net import QuantNet
 from fpga_mpq.mpq import MethodResult, Problem, Target, calibrate, make_point, weighted_ops
 from fpga_mpq.mpq.front import Point
 from fpga_mpq.mpq.widths import Widths, apply_widths, structure
-from fpga_mpq.train import quant_from_float
+from fpga_mpq.train import fit, quant_from_float
 
 CALIB_SAMPLES = 256
 MAX_SQNR_DB = 300.0  # a bit-exact output; keeps differences finite
@@ -104,10 +113,13 @@ class _Evaluator:
             out = self.model(widths)(torch.from_numpy(self.x_cal)).numpy()
         return sqnr_db(self.ref, out)
 
-    def point(self, widths: Widths, label: str) -> Point:
+    def point(self, widths: Widths, label: str, method: str = "ptq") -> Point:
+        """Measured once per configuration; a uniform peer that is also on the ptq path (all widest,
+        all lowest) is the same measurement under its own name."""
         if widths not in self.points:
-            self.points[widths] = make_point(self.problem, "ptq", label, self.model(widths), self.sqnr(widths))
-        return self.points[widths]
+            self.points[widths] = make_point(self.problem, method, label, self.model(widths), self.sqnr(widths))
+        p = self.points[widths]
+        return p if (p.method, p.label) == (method, label) else replace(p, method=method, label=label)
 
     def cost(self, widths: Widths, metric: str) -> float:
         """Summed per-layer costs; a layer's cost depends only on its weight and input widths."""
@@ -170,10 +182,18 @@ def _first_true(n: int, pred) -> int:
     return lo
 
 
-def run(problem: Problem, target: Target, calib_samples: int = CALIB_SAMPLES, use_labels: bool = True) -> MethodResult:
+def run(
+    problem: Problem,
+    target: Target,
+    calib_samples: int = CALIB_SAMPLES,
+    use_labels: bool = True,
+    finetune_epochs: int = 0,
+) -> MethodResult:
     x_cal = problem.split.x_train[:calib_samples]
     if calib_samples < 1 or len(x_cal) == 0:
         raise BadInput(f"ptq: the calibration set is empty (calib_samples={calib_samples})")
+    if isinstance(finetune_epochs, bool) or not isinstance(finetune_epochs, int) or finetune_epochs < 0:
+        raise BadInput(f"--finetune-epochs {finetune_epochs!r}: a whole number of epochs, 0 or more")
     ev = _Evaluator(problem, x_cal)
     metric = target.metric if target.budget is not None else problem.cost.headline
     path, log = _front_path(problem, ev, metric)
@@ -192,9 +212,30 @@ def run(problem: Problem, target: Target, calib_samples: int = CALIB_SAMPLES, us
         k = _last_true(len(path), lambda i: point(i).sqnr >= floor)
         feasible = True
     front = [point(i) for i in range(len(path))]
+    peers = [
+        ev.point(problem.ladders.uniform(problem.spec, b), f"uniform ptq {b}", "uniform ptq")
+        for b in problem.ladders.acts
+    ]
     if not feasible:
-        return MethodResult(None, None, front, reason=_infeasible(front, target, metric, problem), log=log)
-    return MethodResult(front[k], ev.model(path[k]), front, log=log)
+        reason = _infeasible(front, target, metric, problem)
+        return MethodResult(None, None, front, reason=reason, log=log, peers=peers)
+    chosen, model = front[k], ev.model(path[k])
+    if finetune_epochs:
+        chosen, model, log["finetune"] = _finetune(problem, target, chosen, model, finetune_epochs)
+        front.append(chosen)
+    return MethodResult(chosen, model, front, log=log, peers=peers)
+
+
+def _finetune(
+    problem: Problem, target: Target, chosen: Point, model: QuantNet, epochs: int
+) -> tuple[Point, QuantNet, dict]:
+    """QAT of the chosen widths from their post-training weights; kept when it still meets the target."""
+    tuned = pickle.loads(pickle.dumps(model))  # the post-training model stays as it was measured
+    fit(tuned, problem.split, replace(problem.train_cfg, epochs=epochs), epochs, "ptq fine-tune")
+    point = make_point(problem, "ptq fine-tuned", f"{chosen.label} + {epochs} epochs", tuned.eval(), chosen.sqnr)
+    kept = problem.meets(point, target)
+    log = {"epochs": epochs, "val_acc_before": chosen.val_acc, "val_acc_after": point.val_acc, "kept": kept}
+    return (point, tuned, log) if kept else (chosen, model, log)
 
 
 def _infeasible(front: list[Point], target: Target, metric: str, problem: Problem) -> str:

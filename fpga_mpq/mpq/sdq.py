@@ -19,10 +19,9 @@ Stage 2, fine-tuning the committed spec in a Brevitas QuantNet (the model that i
 loss mixed with knowledge distillation from the float model, plus bin regularisation (each weight
 pulled to its level; the levels' soft occupancy kept high-entropy). The real cost is then measured;
 if it misses the budget, the proxy budget is scaled down and commitment and fine-tuning are redone.
-A max-drop target bisects the budget (log scale) between the cheapest and widest configurations.
-The bisection steps treat a miss by less than one standard error of the validation accuracy as a
-pass (on the digits validation set one error is 0.28 points, the standard error about one point), so
-one unlucky sample does not discard the cheaper half; the chosen design still meets the target.
+A max-drop target bisects the budget (log scale) between the cheapest and widest configurations,
+each step judged by the rule the final choice uses (:meth:`~fpga_mpq.mpq.Problem.meets`: the drop's
+upper confidence bound), so the bisection homes in on the cheapest design that rule accepts.
 """
 
 from __future__ import annotations
@@ -294,7 +293,7 @@ def run(
         for _ in range(cfg.probes):
             mid = (lo + hi) / 2
             probes.append(_probe(problem, metric, math.exp(mid), x_cal, cfg))
-            lo, hi = (lo, mid) if _within_noise(problem, probes[-1][0], target) else (mid, hi)
+            lo, hi = (lo, mid) if problem.meets(probes[-1][0], target) else (mid, hi)
         if not any(problem.meets(p, target) for p, _, _ in probes):
             probes.append(_probe(problem, metric, widest_cost, x_cal, cfg))
     front = [p for p, _, _ in probes]
@@ -307,13 +306,6 @@ def run(
     else:
         chosen, model = min(ok, key=lambda pm: (pm[0].costs[metric], -pm[0].val_acc))
     return MethodResult(chosen, model, front, log=logs)
-
-
-def _within_noise(problem: Problem, point: Point, target: Target) -> bool:
-    """Meets the max-drop target, or misses it by less than the validation accuracy's standard error."""
-    floor = problem.accuracy_floor(target)
-    error = math.sqrt(max(floor * (1 - floor), 0.0) / len(problem.split.y_val))
-    return point.val_acc >= floor - error
 
 
 def _infeasible(front: list[Point], target: Target, metric: str, problem: Problem) -> str:

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from fpga_mpq.data import Split
 from fpga_mpq.errors import BadInput
 from fpga_mpq.models.net import QuantNet
@@ -24,11 +26,13 @@ from fpga_mpq.mpq import (
     seed_all,
     uniform,
 )
+from fpga_mpq.mpq.confidence import CONFIDENCE, interval
 from fpga_mpq.mpq.cost import DEFAULT_PART, CostModel
 from fpga_mpq.mpq.deployment import write_deployment
 from fpga_mpq.mpq.front import Point, iso_accuracy_cost_ratio, pareto, plot, uniform_beaten, write_csv
 from fpga_mpq.mpq.widths import apply_widths
-from fpga_mpq.train import TrainConfig, TrainResult, accuracy, quant_from_float, save_checkpoint, train_float
+from fpga_mpq.parallel import SERIAL_RUNNER, Runner
+from fpga_mpq.train import TrainConfig, TrainResult, correct, quant_from_float, save_checkpoint, train_float
 
 METHODS: dict[str, Callable[..., MethodResult]] = {
     "uniform": uniform.run,
@@ -45,8 +49,8 @@ class SearchResult:
     method: str
     target: Target
     cost_metric: str
-    float_val: float
-    float_test: float
+    float_val_correct: np.ndarray  # the float model's right / wrong answer per validation / test sample
+    float_test_correct: np.ndarray
     chosen: Point | None
     model: QuantNet | None
     front: list[Point]
@@ -56,6 +60,16 @@ class SearchResult:
     seconds: dict[str, float] = field(default_factory=dict)
     log: dict = field(default_factory=dict)
     deployment: dqmq.Deployment | None = None
+    confidence: float = CONFIDENCE
+    peers: list[Point] = field(default_factory=list)  # ptq: uniform post-training quantization
+
+    @property
+    def float_val(self) -> float:
+        return float(self.float_val_correct.mean())
+
+    @property
+    def float_test(self) -> float:
+        return float(self.float_test_correct.mean())
 
     @property
     def feasible(self) -> bool:
@@ -70,23 +84,56 @@ class SearchResult:
 
     def summary(self) -> dict:
         """What ``--json`` prints."""
+        return (
+            {
+                "method": self.method,
+                "target": self.target.to_dict(),
+                "feasible": self.feasible,
+                "infeasible_reason": self.reason or None,
+                "cost_metric": self.cost_metric,
+                "accuracy_float": {
+                    "val": self.float_val,
+                    "val_interval": interval(self.float_val_correct),
+                    "test": self.float_test,
+                    "test_interval": interval(self.float_test_correct),
+                },
+                "selection_rule": self._rule(),
+                "chosen": None if self.chosen is None else self.chosen.to_dict() | {"spec": self.chosen.spec.to_dict()},
+                "iso_accuracy_cost_ratio": self.iso_accuracy_cost_ratio,
+                "cost_ratio_vs_uniform": self.ratios_vs_uniform(),
+                "uniform_beaten": uniform_beaten(self.uniform, self.front, self.cost_metric),
+                "uniform_front": [p.to_dict() for p in pareto(self.uniform, self.cost_metric)],
+                "front": [p.to_dict() for p in pareto(self.front, self.cost_metric)],
+                "evaluated": len(self.front),
+                "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
+                "log": self.log,
+            }
+            | self._levels()
+            | self._peers()
+        )
+
+    def _peers(self) -> dict:
+        """ptq against its fair peer, uniform post-training quantization: which of those designs the
+        method's front beats (cheaper, at most half a point less accurate) and the chosen design's
+        iso-accuracy ratio over them."""
+        if not self.peers:
+            return {}
+        ptq_front = [p for p in self.front if p.method == "ptq"]  # not the fine-tuned choice
         return {
-            "method": self.method,
-            "target": self.target.to_dict(),
-            "feasible": self.feasible,
-            "infeasible_reason": self.reason or None,
-            "cost_metric": self.cost_metric,
-            "accuracy_float": {"val": self.float_val, "test": self.float_test},
-            "chosen": None if self.chosen is None else self.chosen.to_dict() | {"spec": self.chosen.spec.to_dict()},
-            "iso_accuracy_cost_ratio": self.iso_accuracy_cost_ratio,
-            "cost_ratio_vs_uniform": self.ratios_vs_uniform(),
-            "uniform_beaten": uniform_beaten(self.uniform, self.front, self.cost_metric),
-            "uniform_front": [p.to_dict() for p in pareto(self.uniform, self.cost_metric)],
-            "front": [p.to_dict() for p in pareto(self.front, self.cost_metric)],
-            "evaluated": len(self.front),
-            "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
-            "log": self.log,
-        } | self._levels()
+            "peer_front": [p.to_dict() for p in pareto(self.peers, self.cost_metric)],
+            "peer_beaten": uniform_beaten(self.peers, ptq_front, self.cost_metric),
+            "peer_iso_accuracy_cost_ratio": None
+            if self.chosen is None
+            else iso_accuracy_cost_ratio(self.chosen, self.peers, self.cost_metric),
+        }
+
+    def _rule(self) -> str:
+        if self.target.budget is not None:
+            return f"the most accurate design (validation) within {self.target.describe()}"
+        return (
+            f"the cheapest design whose validation accuracy drop from the float model is at most "
+            f"{self.target.max_drop} points at {self.confidence:.0%} confidence (paired bootstrap upper bound)"
+        )
 
     def _levels(self) -> dict:
         """dqmq: each quality level's design (its spec path is added by the writer) and the expected cost."""
@@ -123,14 +170,21 @@ def search(
     seed: int = 0,
     train_cfg: TrainConfig | None = None,
     uniform_front: list[Point] | None = None,
+    confidence: float = CONFIDENCE,
+    runner: Runner = SERIAL_RUNNER,
     **method_options,
 ) -> SearchResult:
     """Train the float model, run ``method`` (``uniform``, ``ptq`` or ``sdq``) and the uniform QAT
     reference, and compare them at iso accuracy. ``uniform_front`` reuses the reference of an earlier
-    uniform run with the same arguments instead of retraining it. ``method_options`` go to the method
-    (ptq: ``calib_samples``, ``use_labels``; sdq: ``cfg=SdqConfig(...)``, ``calib_samples``)."""
+    uniform run with the same arguments instead of retraining it. ``confidence`` is the one-sided level
+    at which a max-drop target must hold (:meth:`Problem.meets`). The method and each uniform width
+    are independent tasks for ``runner`` (serial by default; the CLI's default is a local Ray).
+    ``method_options`` go to the method (ptq: ``calib_samples``, ``use_labels``, ``finetune_epochs``;
+    sdq: ``cfg=SdqConfig(...)``, ``calib_samples``)."""
     if method not in METHODS:
         raise BadInput(f"--method {method!r}: one of {', '.join(METHODS)}")
+    if not (isinstance(confidence, float) and 0.5 <= confidence < 1.0):
+        raise BadInput(f"--confidence {confidence!r}: a one-sided level from 0.5 (the point estimate) to below 1")
     ladders = check_candidates(candidates)
     if method == "dqmq":
         dqmq.check_data(split)
@@ -144,24 +198,24 @@ def search(
     t = time.perf_counter()
     seed_all(cfg.seed)
     fmodel = train_float(spec, split, cfg)
-    float_val, float_test = accuracy(fmodel, split.x_val, split.y_val), accuracy(fmodel, split.x_test, split.y_test)
-    problem = Problem(spec, split, ladders, cost, fmodel, cfg, float_val, float_test)
+    float_val, float_test = correct(fmodel, split.x_val, split.y_val), correct(fmodel, split.x_test, split.y_test)
+    problem = Problem(spec, split, ladders, cost, fmodel, cfg, float_val, float(float_test.mean()), confidence)
     seconds["float"] = time.perf_counter() - t
 
-    t = time.perf_counter()
     seed_all(cfg.seed)
-    over_budget = _cheapest_over_budget(problem, target)
-    result = over_budget or METHODS[method](problem, target, **method_options)
-    seconds[method] = time.perf_counter() - t
-
-    reference = result.front if method == "uniform" and over_budget is None else []
-    if method != "uniform" and result.chosen is not None:
-        reference = uniform_front
-        if reference is None:
-            t = time.perf_counter()
-            seed_all(cfg.seed)
-            reference = [p for p, _ in uniform.front(problem)]
-            seconds["uniform_reference"] = time.perf_counter() - t
+    result = _cheapest_over_budget(problem, target)
+    reference = uniform_front or []
+    if result is None:
+        t = time.perf_counter()
+        widths = [] if method != "uniform" and uniform_front is not None else list(ladders.acts)
+        jobs = ([] if method == "uniform" else [method]) + widths
+        names = [method if job == method else f"uniform {job}" for job in jobs]
+        done = runner.map(_job, (problem, target, method_options), jobs, names, f"search {method}")
+        seconds |= {name: s for name, (_, s) in zip(names, done, strict=True)}  # each task's own time
+        ladder = [value for job, (value, _) in zip(jobs, done, strict=True) if job != method]
+        result = uniform.choose(ladder, problem, target) if method == "uniform" else done[0][0]
+        reference = [p for p, _ in ladder] or reference
+        seconds["parallel_wall" if method != "uniform" else "uniform"] = time.perf_counter() - t
 
     metric = cost.headline
     ratio = None if result.chosen is None else iso_accuracy_cost_ratio(result.chosen, reference, metric)
@@ -171,8 +225,8 @@ def search(
         method=method,
         target=target,
         cost_metric=metric,
-        float_val=float_val,
-        float_test=float_test,
+        float_val_correct=float_val,
+        float_test_correct=float_test,
         chosen=result.chosen,
         model=result.model,
         front=result.front,
@@ -182,7 +236,18 @@ def search(
         seconds=seconds,
         log=result.log,
         deployment=result.deployment,
+        confidence=confidence,
+        peers=result.peers,
     )
+
+
+def _job(shared: tuple[Problem, Target, dict], job: str | int) -> MethodResult | tuple[Point, QuantNet]:
+    """One task of a search: the method (by name) or one uniform width (by bits), each seeded."""
+    problem, target, options = shared
+    if isinstance(job, int):
+        return uniform.train_width(problem, job)
+    seed_all(problem.train_cfg.seed)
+    return METHODS[job](problem, target, **options)
 
 
 def _cheapest_over_budget(problem: Problem, target: Target) -> MethodResult | None:
@@ -211,7 +276,7 @@ def write_outputs(
     which names ``data`` (the data set the levels were measured on) so ``flow`` can verify each level."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    points = result.front if result.method == "uniform" else result.front + result.uniform
+    points = (result.front if result.method == "uniform" else result.front + result.uniform) + result.peers
     rows = [q for p in points for q in (p.levels or (p,))]  # dqmq: a row per level's configuration
     paths = {"pareto_csv": out / "pareto.csv", "pareto_png": out / "pareto.png"}
     write_csv(rows, paths["pareto_csv"], result.cost_metric)

@@ -16,8 +16,10 @@ from fpga_mpq.data import Split
 from fpga_mpq.errors import BadInput
 from fpga_mpq.models.net import FloatNet, QuantNet, transfer_weights
 from fpga_mpq.models.spec import Spec, spec_from_dict
+from fpga_mpq.parallel import one_thread
 
 MAX_EPOCHS = 100_000
+STEPS_PER_EPOCH = 300  # the fewest steps per epoch the default batch size keeps (batch_size_for)
 EVAL_BATCH = 1000  # samples per forward pass when measuring accuracy: 10k images at once need gigabytes
 
 
@@ -46,17 +48,29 @@ class TrainConfig:
             raise BadInput(f"--seed {self.seed}: must be a whole number in 0..{2**32 - 1}")
 
     @classmethod
-    def for_spec(cls, spec: Spec, epochs: int | None = None, seed: int = 0) -> TrainConfig:
-        """``--epochs`` if given, else the spec's own training defaults, else the built-in ones."""
+    def for_spec(cls, spec: Spec, epochs: int | None = None, seed: int = 0, n_train: int = 0) -> TrainConfig:
+        """``--epochs`` if given, else the spec's own training defaults, else the built-in ones; the
+        batch size, unless the spec sets it, from the training set's size (:func:`batch_size_for`)."""
         t = spec.training
         epochs = epochs if epochs is not None else t.epochs if t.epochs is not None else cls.epochs
         return cls(
             epochs=epochs,
             float_epochs=epochs,
-            batch_size=t.batch_size or cls.batch_size,
+            batch_size=t.batch_size or batch_size_for(n_train),
             lr=t.lr or cls.lr,
             seed=seed,
         )
+
+
+def batch_size_for(n_train: int) -> int:
+    """32, or on a large training set the largest power of two up to 128 that keeps about 300 steps
+    per epoch. A QAT step costs Brevitas about the same time at 32 samples as at 128, so on
+    Fashion-MNIST (50,000 images) 128 trains 3x more samples per second; measured on the 784-64-32-10
+    MLP, 20 epochs: float 88.6% at 128 vs 89.1% at 32, 2-bit 85.7% vs 86.1%."""
+    size = 32
+    while size < 128 and n_train >= 2 * size * STEPS_PER_EPOCH:
+        size *= 2
+    return size
 
 
 @dataclass(frozen=True)
@@ -66,16 +80,28 @@ class TrainResult:
     accuracy_quant: float
 
 
-def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+def correct(model: nn.Module, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """One bool per sample: did the model's top class match the label."""
     model.eval()
     with torch.no_grad():
         pred = [
             model(torch.from_numpy(x[i : i + EVAL_BATCH])).argmax(dim=1).numpy() for i in range(0, len(x), EVAL_BATCH)
         ]
-    return float((np.concatenate(pred) == y).mean())
+    return np.concatenate(pred) == y
+
+
+def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    return float(correct(model, x, y).mean())
 
 
 def fit(model: nn.Module, split: Split, cfg: TrainConfig, epochs: int, desc: str) -> None:
+    """Adam with a cosine schedule, on one thread (:func:`fpga_mpq.parallel.one_thread`: faster here, and
+    the same sums wherever it runs)."""
+    with one_thread():
+        _fit(model, split, cfg, epochs, desc)
+
+
+def _fit(model: nn.Module, split: Split, cfg: TrainConfig, epochs: int, desc: str) -> None:
     gen = torch.Generator().manual_seed(cfg.seed)
     x, y = torch.from_numpy(split.x_train), torch.from_numpy(split.y_train)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
