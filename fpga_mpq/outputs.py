@@ -270,6 +270,13 @@ def _remove(p: Path) -> None:
             p.unlink()
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it, so restored at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def replace_file(path: Path, write: Callable[[Path], None]) -> None:
     """Write one file beside ``path`` with ``write`` and rename it into place, so a reader (or a
     concurrent run) never sees half of it."""
@@ -278,6 +285,7 @@ def replace_file(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a report is read like any output
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

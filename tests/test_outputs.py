@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import torch
 
 from fpga_mpq import api
 from fpga_mpq.cli import main
-from fpga_mpq.outputs import MARKER
+from fpga_mpq.outputs import MARKER, replace_file
 
 JET = ["--input-type", "ap_fixed<16,6>"]
 
@@ -280,3 +281,12 @@ def test_an_output_under_a_dangling_link_is_refused_before_training(tmp_path, ca
     (tmp_path / "L").symlink_to(tmp_path / "missing")
     code, err = run(["train", "-o", str(tmp_path / "L" / "ck.pt"), "--epochs", "1"], capsys)
     assert code == 2 and len(err) == 1 and "symbolic link to nothing" in err[0], err
+
+
+def test_a_json_report_is_readable_like_every_other_output_not_private(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        replace_file(tmp_path / "report.json", lambda p: p.write_text("{}"))
+        assert stat.S_IMODE((tmp_path / "report.json").stat().st_mode) == 0o644
+    finally:
+        os.umask(mask)

@@ -148,7 +148,9 @@ class SearchResult:
                 "cost": p.costs[self.cost_metric],
                 "costs": p.costs,
                 "val_acc": p.val_acc,
+                "val_acc_interval": p.val_interval(),
                 "test_acc": p.test_acc,
+                "test_acc_interval": p.test_interval(),
             }
             for k, p in enumerate(self.chosen.levels)
         ]
