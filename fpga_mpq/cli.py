@@ -423,7 +423,11 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so every scratch folder and child process is cleaned up."""
 
 
+_TERMINATED = threading.Event()  # Ray's waits re-raise a KeyboardInterrupt subclass as a plain one
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
+    _TERMINATED.set()
     raise _Terminated
 
 
@@ -447,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="Could not find weight initializer")  # qonnx, on quantized weights
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    _TERMINATED.clear()
     try:
         summary = _run(a)
     except BadInput as e:
@@ -457,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {e.filename}" if e.filename else ""
         return _fail(a, "error", f"{e.strerror or type(e).__name__}{where}", 2)
     except KeyboardInterrupt as e:
-        sig = "SIGTERM" if isinstance(e, _Terminated) else "SIGINT"
+        sig = "SIGTERM" if isinstance(e, _Terminated) or _TERMINATED.is_set() else "SIGINT"
         code = 128 + (signal.SIGTERM if sig == "SIGTERM" else signal.SIGINT)
         return _fail(a, "interrupted", f"{sig}: stopped; the output was left as it was", code)
     except Exception as e:  # a bug, not the user's fault: one line, not exit 1 (a failed verification)

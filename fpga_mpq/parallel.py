@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -115,6 +117,7 @@ def _start(address: str):
             # Brevitas warns at import in every worker about an optional package; nothing to act on
             "runtime_env": {"env_vars": {"PYTHONWARNINGS": "ignore:fast_hadamard_transform package not found"}},
         }
+        handlers = _signal_handlers()
         try:
             if address == LOCAL:
                 ray.init(num_cpus=os.cpu_count(), **options)
@@ -122,7 +125,19 @@ def _start(address: str):
                 ray.init(address=address, **options)
         except (ConnectionError, ValueError, RuntimeError) as e:
             raise BadInput(f"--ray-address {address}: could not connect to Ray ({str(e).strip()[:200]})") from None
+        finally:
+            # Ray's core installs its own SIGTERM handler, which aborts the process with a stack dump;
+            # ours stops cleanly (exit 143, scratch folders removed, Ray shut down at exit)
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
     return ray
+
+
+def _signal_handlers() -> dict[int, object]:
+    """SIGTERM's and SIGINT's Python handlers, which only the main thread may set back."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
 
 def check_address(address: str) -> str:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import pickle
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -62,3 +66,21 @@ def test_a_malformed_ray_address_is_one_clear_error(tmp_path, capsys, address):
     err = capsys.readouterr().err
     assert f"--ray-address {address!r}: one of off, local, ray://HOST:PORT or HOST:PORT" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "s").exists()
+
+
+def test_sigterm_during_ray_tasks_stops_with_143_and_leaves_no_ray_process(tmp_path):
+    """Ray installs its own SIGTERM handler (an abort with a stack dump); ours must win."""
+    args = ["search", "--method", "uniform", "--candidates", "2,8", "--max-drop", "50", "--epochs", "20"]
+    cmd = [sys.executable, "-m", "fpga_mpq.cli", *args, "-o", str(tmp_path / "s")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    for line in proc.stderr:  # wait until the tasks run on Ray
+        if "tasks on Ray" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 143, err[-500:]
+    assert "interrupted: SIGTERM: stopped; the output was left as it was" in err
+    assert not (tmp_path / "s").exists()
+    time.sleep(3)  # Ray's processes end with the driver
+    left = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert left == []
