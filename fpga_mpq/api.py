@@ -340,6 +340,7 @@ def search(
     an MLP or a CNN; ``data`` and ``epochs`` default to the spec's own, as in ``train``. The method and
     the uniform widths train as parallel tasks at ``ray_address`` (``local``, a cluster, or ``off``)."""
     from fpga_mpq.mpq import Target, parse_budget
+    from fpga_mpq.mpq.ptq import check_finetune_epochs
     from fpga_mpq.mpq.search import search as run_search
     from fpga_mpq.mpq.search import write_outputs
     from fpga_mpq.train import TrainConfig
@@ -352,6 +353,7 @@ def search(
     TrainConfig.for_spec(base, epochs, seed)  # fail on bad input before reading the data
     split = load_split(data, base)
     cfg = TrainConfig.for_spec(base, epochs, seed, len(split.y_train))
+    check_finetune_epochs(finetune_epochs)
     if finetune_epochs and method != "ptq":
         raise BadInput(
             f"--finetune-epochs applies to --method ptq (the other methods train their designs), not {method}"

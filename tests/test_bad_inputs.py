@@ -385,9 +385,13 @@ def test_rtl_top_must_be_a_verilog_name_that_is_free(zoo, tmp_path, capsys, comm
         (["search", "--method", "uniform", "--max-drop", "1", "--epochs", "-1"], "--epochs -1: must be"),
         (["flow", "--epochs", "-2"], "--epochs -2: must be"),
         (["train", "--seed", "-1"], "--seed -1: must be a whole number in 0..4294967295"),
+        (["search", "--method", "ptq", "--max-drop", "1", "--finetune-epochs", "-1"], "--finetune-epochs -1: a whole"),
+        (["search", "--method", "sdq", "--max-drop", "1", "--finetune-epochs", "2"], "applies to --method ptq"),
+        (["search", "--method", "sdq", "--max-drop", "1", "--confidence", "1.5"], "--confidence 1.5: a one-sided"),
+        (["search", "--method", "sdq", "--max-drop", "1", "--ray-address", "a:b"], "--ray-address 'a:b': one of"),
     ],
 )
-def test_negative_epochs_and_seeds_are_rejected_before_training(tmp_path, capsys, args, message):
+def test_bad_epochs_seeds_and_search_options_are_rejected_before_training(tmp_path, capsys, args, message):
     code, err = _run([*args, "-o", str(tmp_path / "out")], capsys)
     _one_error_and_nothing_written(code, err, message, tmp_path, [])
 

@@ -182,6 +182,11 @@ def _first_true(n: int, pred) -> int:
     return lo
 
 
+def check_finetune_epochs(epochs: int) -> None:
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise BadInput(f"--finetune-epochs {epochs!r}: a whole number of epochs, 0 or more")
+
+
 def run(
     problem: Problem,
     target: Target,
@@ -192,8 +197,7 @@ def run(
     x_cal = problem.split.x_train[:calib_samples]
     if calib_samples < 1 or len(x_cal) == 0:
         raise BadInput(f"ptq: the calibration set is empty (calib_samples={calib_samples})")
-    if isinstance(finetune_epochs, bool) or not isinstance(finetune_epochs, int) or finetune_epochs < 0:
-        raise BadInput(f"--finetune-epochs {finetune_epochs!r}: a whole number of epochs, 0 or more")
+    check_finetune_epochs(finetune_epochs)
     ev = _Evaluator(problem, x_cal)
     metric = target.metric if target.budget is not None else problem.cost.headline
     path, log = _front_path(problem, ev, metric)
