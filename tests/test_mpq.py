@@ -251,10 +251,18 @@ def test_ptq_is_compared_with_uniform_post_training_and_its_fine_tune_replaces_t
     assert all(p.method == "uniform ptq" and p.sqnr is not None for p in r.peers)
     tune = r.log["finetune"]
     assert tune["epochs"] == 1 and tune["val_acc_before"] != tune["val_acc_after"]
-    assert tune["kept"] and r.chosen.method == "ptq fine-tuned" and r.chosen is r.front[-1]
+    assert tune["kept"] and r.chosen.method == "ptq fine-tuned" and r.chosen in r.front
     assert r.chosen.val_acc == tune["val_acc_after"]
     summary = r.summary()
     assert [p["label"] for p in summary["peer_front"]] == [p.label for p in pareto(r.peers, "lut")]
     assert set(summary["peer_beaten"]) <= {p.label for p in r.peers}
     with pytest.raises(BadInput, match="--finetune-epochs -1"):
         search("ptq", DEFAULT_SPEC, split, (2, 4, 8), Target(max_drop=5.0), train_cfg=FAST, finetune_epochs=-1)
+
+
+def test_a_missed_max_drop_names_the_measured_drop_and_its_bound(split):
+    ref, cand = _answers(360, 4, 2, 340)  # float 95.56%, the design 0.56 points lower
+    problem = Problem(DEFAULT_SPEC, split, check_candidates(CANDIDATES), CostModel(), None, FAST, ref, 0.96)
+    text = problem.drop_text(replace(_point("ptq", 1, 0.95), val_correct=cand))
+    assert "validation drop 0.56 points from the float model's 95.56%" in text
+    assert "at 90% confidence on 360 samples" in text and "--confidence 0.5" in text

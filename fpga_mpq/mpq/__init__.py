@@ -152,6 +152,16 @@ class Problem:
             return point.costs[target.metric] <= target.budget
         return drop_bound(self.float_val_correct, point.val_correct, self.confidence) <= target.max_drop / 100.0
 
+    def drop_text(self, point: Point) -> str:
+        """A design's measured drop and its bound, for the reason a max-drop target was missed."""
+        drop = 100 * (self.float_val - point.val_acc)
+        bound = 100 * drop_bound(self.float_val_correct, point.val_correct, self.confidence)
+        return (
+            f"{point.label}: validation drop {drop:.2f} points from the float model's {100 * self.float_val:.2f}%, "
+            f"at most {bound:.2f} at {self.confidence:.0%} confidence on {len(self.float_val_correct)} samples "
+            "(--confidence 0.5 judges the measured drop alone)"
+        )
+
 
 @dataclass
 class MethodResult:

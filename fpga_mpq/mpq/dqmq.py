@@ -520,7 +520,8 @@ def run(problem: Problem, target: Target, cfg: DqmqConfig = DqmqConfig()) -> Met
         reason = (
             f"dqmq could not meet {target.describe()}: its designs cost "
             + ", ".join(f"{p.costs[metric]:g}" for p in front)
-            + f" {metric} (expected); the most accurate reached {100 * best.val_acc:.2f}% validation accuracy"
+            + f" {metric} (expected); the most accurate, "
+            + (problem.drop_text(best) if target.max_drop is not None else f"{100 * best.val_acc:.2f}% validation")
         )
         return MethodResult(None, None, front, reason=reason, log=logs)
     if target.budget is not None:

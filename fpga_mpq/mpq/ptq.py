@@ -18,9 +18,10 @@ power-of-two scale with the least weight error was tried and dropped: it lost ac
    points below the float model, or with ``use_labels=False`` SQNR dB below the baseline), or the
    shortest prefix within the budget. Accuracy is assumed monotone along the front, as in AIMET;
    the chosen point itself is always checked.
-5. Optionally (``finetune_epochs``), the usual practice after choosing widths: a short QAT of the
-   chosen configuration from its post-training weights; it replaces the choice when it still meets
-   the target.
+5. Optionally (``finetune_epochs``), the usual practice after choosing widths: a short QAT from the
+   post-training weights. A max-drop target is then judged on the fine-tuned designs (each binary
+   search step is fine-tuned), so the choice is the cheapest step that meets it after fine-tuning;
+   under a budget the chosen step is fine-tuned and kept when it still meets it.
 
 Its fair peer is uniform post-training quantization (every group at one width, the same
 calibration and bias correction, no training): those designs are returned as ``peers``, so a user
@@ -205,12 +206,22 @@ def run(
     def point(k: int) -> Point:
         return ev.point(path[k], f"ptq step {k}")
 
+    tuned: dict[int, tuple[Point, QuantNet]] = {}
+
+    def fine_tuned(k: int) -> Point:
+        if k not in tuned:
+            tuned[k] = _finetune(problem, point(k), ev.model(path[k]), finetune_epochs)
+        return tuned[k][0]
+
+    # with a fine-tune, a max-drop target is judged on the fine-tuned designs: the step that is chosen
+    # is the one that will be used, so the search may go further down the path than post-training alone
+    judged = fine_tuned if finetune_epochs and use_labels and target.budget is None else point
     if target.budget is not None:
         feasible = point(len(path) - 1).costs[metric] <= target.budget
         k = _first_true(len(path), lambda i: point(i).costs[metric] <= target.budget) if feasible else None
     elif use_labels:
-        feasible = problem.meets(point(0), target)
-        k = _last_true(len(path), lambda i: problem.meets(point(i), target)) if feasible else None
+        feasible = problem.meets(judged(0), target)
+        k = _last_true(len(path), lambda i: problem.meets(judged(i), target)) if feasible else None
     else:
         floor = point(0).sqnr - target.max_drop
         k = _last_true(len(path), lambda i: point(i).sqnr >= floor)
@@ -221,36 +232,40 @@ def run(
         for b in problem.ladders.acts
     ]
     if not feasible:
-        reason = _infeasible(front, target, metric, problem)
+        reason = _infeasible(front, target, metric, problem, judged(0))
+        front += [tuned[i][0] for i in sorted(tuned)]
         return MethodResult(None, None, front, reason=reason, log=log, peers=peers)
     chosen, model = front[k], ev.model(path[k])
     if finetune_epochs:
-        chosen, model, log["finetune"] = _finetune(problem, target, chosen, model, finetune_epochs)
-        front.append(chosen)
+        fine_tuned(k)
+        tuned_point, tuned_model = tuned[k]
+        kept = problem.meets(tuned_point, target)
+        log["finetune"] = {
+            "epochs": finetune_epochs,
+            "val_acc_before": chosen.val_acc,
+            "val_acc_after": tuned_point.val_acc,
+            "kept": kept,
+            "steps_fine_tuned": sorted(tuned),
+        }
+        if kept:
+            chosen, model = tuned_point, tuned_model
+        front += [tuned[i][0] for i in sorted(tuned)]
     return MethodResult(chosen, model, front, log=log, peers=peers)
 
 
-def _finetune(
-    problem: Problem, target: Target, chosen: Point, model: QuantNet, epochs: int
-) -> tuple[Point, QuantNet, dict]:
-    """QAT of the chosen widths from their post-training weights; kept when it still meets the target."""
-    tuned = pickle.loads(pickle.dumps(model))  # the post-training model stays as it was measured
+def _finetune(problem: Problem, before: Point, model: QuantNet, epochs: int) -> tuple[Point, QuantNet]:
+    """QAT of a configuration from its post-training weights (the post-training model stays as it was)."""
+    tuned = pickle.loads(pickle.dumps(model))
     fit(tuned, problem.split, replace(problem.train_cfg, epochs=epochs), epochs, "ptq fine-tune")
-    point = make_point(problem, "ptq fine-tuned", f"{chosen.label} + {epochs} epochs", tuned.eval(), chosen.sqnr)
-    kept = problem.meets(point, target)
-    log = {"epochs": epochs, "val_acc_before": chosen.val_acc, "val_acc_after": point.val_acc, "kept": kept}
-    return (point, tuned, log) if kept else (chosen, model, log)
+    label = f"{before.label} + {epochs} epochs"
+    return make_point(problem, "ptq fine-tuned", label, tuned.eval(), before.sqnr), tuned
 
 
-def _infeasible(front: list[Point], target: Target, metric: str, problem: Problem) -> str:
+def _infeasible(front: list[Point], target: Target, metric: str, problem: Problem, widest: Point) -> str:
     if target.budget is not None:
         p = front[-1]
         return (
             f"no configuration meets {target.describe()}: the cheapest ({p.label}, all lowest candidates) costs "
             f"{p.costs[metric]:g} {metric} at {100 * p.val_acc:.2f}% validation accuracy"
         )
-    p = front[0]
-    return (
-        f"even the widest configuration reaches {100 * p.val_acc:.2f}% validation accuracy, more than "
-        f"{target.max_drop} points below the float model's {100 * problem.float_val:.2f}%"
-    )
+    return f"even the widest configuration misses {target.describe()}: {problem.drop_text(widest)}"

@@ -316,7 +316,4 @@ def _infeasible(front: list[Point], target: Target, metric: str, problem: Proble
             f"sdq could not meet {target.describe()}: its cheapest design costs {cheapest.costs[metric]:g} {metric} "
             f"at {100 * cheapest.val_acc:.2f}% validation accuracy"
         )
-    return (
-        f"no sdq design is within {target.max_drop} points of the float model's {100 * problem.float_val:.2f}% "
-        f"(best {100 * best.val_acc:.2f}%, {best.label})"
-    )
+    return f"no sdq design meets {target.describe()}; the most accurate, {problem.drop_text(best)}"
