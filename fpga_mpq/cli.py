@@ -419,16 +419,14 @@ def _acc(acc: float, interval: list[float]) -> str:
     return f"{100 * acc:.2f} % [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so every scratch folder and child process is cleaned up."""
-
-
-_TERMINATED = threading.Event()  # Ray's waits re-raise a KeyboardInterrupt subclass as a plain one
+# set by SIGTERM, which is then raised like Ctrl-C so every scratch folder and child process is cleaned
+# up; a flag, not an exception subclass, because Ray's waits re-raise any KeyboardInterrupt as a plain one
+_TERMINATED = threading.Event()
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
     _TERMINATED.set()
-    raise _Terminated
+    raise KeyboardInterrupt
 
 
 def _fail(a: argparse.Namespace, what: str, message: str, code: int) -> int:
@@ -461,8 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # a path the system refuses (too long, no permission, a loop of links)
         where = f": {e.filename}" if e.filename else ""
         return _fail(a, "error", f"{e.strerror or type(e).__name__}{where}", 2)
-    except KeyboardInterrupt as e:
-        sig = "SIGTERM" if isinstance(e, _Terminated) or _TERMINATED.is_set() else "SIGINT"
+    except KeyboardInterrupt:
+        sig = "SIGTERM" if _TERMINATED.is_set() else "SIGINT"
         code = 128 + (signal.SIGTERM if sig == "SIGTERM" else signal.SIGINT)
         return _fail(a, "interrupted", f"{sig}: stopped; the output was left as it was", code)
     except Exception as e:  # a bug, not the user's fault: one line, not exit 1 (a failed verification)

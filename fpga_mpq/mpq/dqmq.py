@@ -412,7 +412,8 @@ def _measure(problem: Problem, models: list[QuantNet], mix: np.ndarray, label: s
         part = replace(problem, split=_subset(problem.split, level))
         levels.append(make_point(part, "dqmq", f"{label} level {level} {widths_of(model.spec).label()}", model))
     costs = {k: sum(float(m) * p.costs[k] for m, p in zip(mix, levels, strict=True)) for k in levels[0].costs}
-    val, test = _routed(problem.split.q_val, levels, "val"), _routed(problem.split.q_test, levels, "test")
+    val = _routed(problem.split.q_val, [p.val_correct for p in levels])
+    test = _routed(problem.split.q_test, [p.test_correct for p in levels])
     return Point(
         method="dqmq",
         label=label,
@@ -427,11 +428,11 @@ def _measure(problem: Problem, models: list[QuantNet], mix: np.ndarray, label: s
     )
 
 
-def _routed(quality: np.ndarray, levels: list[Point], part: str) -> np.ndarray:
+def _routed(quality: np.ndarray, answers: list[np.ndarray]) -> np.ndarray:
     """Each sample's right / wrong answer from its own level's network: the system's, sample by sample."""
     out = np.zeros(len(quality), dtype=bool)
-    for level, point in enumerate(levels):
-        out[quality == level] = getattr(point, f"{part}_correct")
+    for level, right in enumerate(answers):
+        out[quality == level] = right
     return out
 
 

@@ -30,8 +30,8 @@ sees what the sensitivity search adds over simply picking one width.
 
 from __future__ import annotations
 
+import copy
 import math
-import pickle
 from dataclasses import replace
 
 import numpy as np
@@ -255,7 +255,7 @@ def run(
 
 def _finetune(problem: Problem, before: Point, model: QuantNet, epochs: int) -> tuple[Point, QuantNet]:
     """QAT of a configuration from its post-training weights (the post-training model stays as it was)."""
-    tuned = pickle.loads(pickle.dumps(model))
+    tuned = copy.deepcopy(model)
     fit(tuned, problem.split, replace(problem.train_cfg, epochs=epochs), epochs, "ptq fine-tune")
     label = f"{before.label} + {epochs} epochs"
     return make_point(problem, "ptq fine-tuned", label, tuned.eval(), before.sqnr), tuned
