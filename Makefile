@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install fashion-mnist chromium demo test bench fuzz slow lint clean
+.PHONY: install fashion-mnist chromium demo test test-fast bench fuzz slow lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,12 +39,20 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/fpga-mpq flow -o out/demo
 
+# Both cores (pytest-xdist: each worker its own temporary folders; searches run without Ray unless a test
+# asks for it), the 30 slowest tests and the total printed at the end.
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow" -n 2 --durations=30
+
+# The development loop (< 5 minutes): tests/, the unit tests (no C++ build, no RTL simulation).
+test-fast: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -m "not slow" -n 2 --durations=10 tests
 
 # Speed targets, measured side by side with the peer in one run (never timed unit tests).
 bench: install
+	cd bench && ../$(BIN)/python bench_cli.py
 	cd bench && ../$(BIN)/python bench_golden.py
 	cd bench && ../$(BIN)/python bench_build.py
 	cd bench && ../$(BIN)/python bench_estimate.py
@@ -55,14 +63,16 @@ bench: install
 	cd bench && ../$(BIN)/python bench_iso.py
 
 # Property tests with many more random networks (600 golden-vs-qonnx, 150 through C simulation),
-# and 24 SIGKILL/SIGINT fault injections each into generate, flow and search.
+# 24 SIGKILL/SIGINT fault injections each into generate, flow and search, and every case of the Brevitas
+# zoo (golden == qonnx) and of its presets (C simulation).
 fuzz: install
-	MPQ_FUZZ=1 $(BIN)/pytest -q tests/test_property.py hw_tests/test_property_csim.py hw_tests/test_fault_injection.py \
-		hw_tests/test_brevitas_presets.py
+	MPQ_FUZZ=1 $(BIN)/pytest -q -n 2 tests/test_property.py hw_tests/test_property_csim.py hw_tests/test_fault_injection.py \
+		hw_tests/test_brevitas_presets.py tests/test_brevitas_zoo.py
 
-# The long hardware tests: RTL simulation of the 784-input TFC zoo models (minutes of da4ml compile each).
+# The long hardware tests: RTL simulation of the 784-input TFC zoo models, the residual MLP and the small CNN
+# (minutes of da4ml and Verilator build each), and the residual CNN in io_parallel.
 slow: install
-	$(BIN)/pytest -q -m slow
+	$(BIN)/pytest -q -m slow -n 2
 
 lint: install
 	$(BIN)/ruff check .

@@ -18,6 +18,21 @@ FUZZ = os.environ.get("MPQ_FUZZ") == "1"  # `make fuzz`: many more examples
 ACC_BITS = 16  # drawn networks keep accumulators this narrow: qonnx's float32 MatMul stays exact
 
 
+def pytest_configure(config) -> None:
+    """One float code path on every x86 CPU, set before any test loads torch (and inherited by every
+    CLI subprocess): MKL and oneDNN pick kernels by CPU (AVX-512 on an Intel Xeon, AVX2 on an AMD
+    EPYC) whose float sums differ in the last bits, so a training ends elsewhere. Tests assert what
+    holds for any valid result; this also makes one machine's numbers another's. A caller's own
+    setting wins."""
+    for var, value in (("MKL_CBWR", "AVX2"), ("ONEDNN_MAX_CPU_ISA", "AVX2"), ("ATEN_CPU_CAPABILITY", "avx2")):
+        os.environ.setdefault(var, value)
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: one torch thread each
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # searches train here, one after another, unless a test asks for Ray: a Ray per test process (and
+    # per CLI subprocess) costs seconds to start and keeps its processes on the cores
+    os.environ["FPGA_MPQ_RAY_ADDRESS"] = "off"
+
+
 @pytest.fixture(scope="session")
 def zoo() -> Path:
     return ZOO

@@ -25,7 +25,7 @@ from common import print_table, qonnx_per_sample, scratch
 from fpga_mpq import api
 from fpga_mpq.errors import BadInput
 from fpga_mpq.export import execute_qonnx, export_qonnx_file
-from fpga_mpq.hls.generate import HlsConfig
+from fpga_mpq.hls.config import HlsConfig
 from fpga_mpq.ir.from_qonnx import network_from_qonnx
 from fpga_mpq.ir.golden import run
 from fpga_mpq.ir.network import Network

@@ -26,7 +26,7 @@ from common import print_table
 
 from fpga_mpq.data import Split, load_split
 from fpga_mpq.models.spec import DEFAULT_SPEC, load_spec
-from fpga_mpq.mpq import Target
+from fpga_mpq.mpq.problem import Target
 from fpga_mpq.mpq.search import search
 from fpga_mpq.train import TrainConfig
 

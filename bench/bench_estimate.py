@@ -26,7 +26,8 @@ from common import cnn_model, print_table, scratch
 from scipy.optimize import nnls
 from scipy.stats import spearmanr
 
-from fpga_mpq.estimate import EstimateConfig, find_part
+from fpga_mpq.estimate.model import EstimateConfig
+from fpga_mpq.estimate.parts import find_part
 from fpga_mpq.estimate.rtl import KINDS, cost_by_kind, estimate_rtl
 from fpga_mpq.ir.from_qonnx import network_from_qonnx
 from fpga_mpq.ir.network import Activation, Dense, InputQuant, Network, accumulator_type

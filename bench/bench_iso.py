@@ -21,7 +21,7 @@ from common import print_table
 
 from fpga_mpq.data import load_split
 from fpga_mpq.models.spec import DEFAULT_SPEC, LayerSpec, Spec, load_spec
-from fpga_mpq.mpq import Target
+from fpga_mpq.mpq.problem import Target
 from fpga_mpq.mpq.search import SearchResult, search
 from fpga_mpq.mpq.widths import widths_of
 from fpga_mpq.parallel import Runner

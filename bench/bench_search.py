@@ -18,8 +18,8 @@ from common import print_table
 
 from fpga_mpq.data import Split, load_digits_arrays, load_split, split_arrays
 from fpga_mpq.models.spec import DEFAULT_SPEC, LayerSpec, Spec
-from fpga_mpq.mpq import Target
 from fpga_mpq.mpq.front import pareto, uniform_beaten
+from fpga_mpq.mpq.problem import Target
 from fpga_mpq.mpq.search import SearchResult, search
 
 CANDIDATES = (2, 3, 4, 5, 6, 8)

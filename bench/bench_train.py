@@ -20,7 +20,7 @@ from common import print_table
 from fpga_mpq.data import Split, load_split
 from fpga_mpq.models.net import FloatNet
 from fpga_mpq.models.spec import LayerSpec, Spec
-from fpga_mpq.mpq import Target
+from fpga_mpq.mpq.problem import Target
 from fpga_mpq.mpq.search import search
 from fpga_mpq.parallel import Runner
 from fpga_mpq.train import TrainConfig, _fit, quant_from_float

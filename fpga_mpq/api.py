@@ -16,7 +16,8 @@ import numpy as np
 
 from fpga_mpq.data import builtin_name, load_split
 from fpga_mpq.errors import BadInput, VerificationFailed
-from fpga_mpq.hls.generate import HlsConfig, write_project
+from fpga_mpq.hls.config import HlsConfig
+from fpga_mpq.hls.generate import write_project
 from fpga_mpq.ir.from_qonnx import network_from_qonnx
 from fpga_mpq.ir.golden import run
 from fpga_mpq.ir.network import Network, check_reuse_factor
@@ -187,7 +188,9 @@ def estimate(
     Verilog design instead of the HLS one. Writes ``estimate.json`` and ``estimate.png`` into
     the project's ``report/`` (or the folder ``out``).
     """
-    from fpga_mpq.estimate import EstimateConfig, estimate_hls, find_part
+    from fpga_mpq.estimate.hls import estimate_hls
+    from fpga_mpq.estimate.model import EstimateConfig
+    from fpga_mpq.estimate.parts import find_part
     from fpga_mpq.estimate.report import write_report
 
     target = None
@@ -220,7 +223,7 @@ def estimate(
 
 
 def _rtl_config(part: str, clock_ns: float, top: str):
-    from fpga_mpq.estimate import find_part
+    from fpga_mpq.estimate.parts import find_part
     from fpga_mpq.rtl.project import RtlConfig
 
     return RtlConfig(find_part(part), clock_ns, top)
@@ -339,7 +342,7 @@ def search(
     with uniform precision. An unmeetable target raises ``VerificationFailed`` (exit 1). ``spec`` is
     an MLP or a CNN; ``data`` and ``epochs`` default to the spec's own, as in ``train``. The method and
     the uniform widths train as parallel tasks at ``ray_address`` (``local``, a cluster, or ``off``)."""
-    from fpga_mpq.mpq import Target, parse_budget
+    from fpga_mpq.mpq.problem import Target, parse_budget
     from fpga_mpq.mpq.ptq import check_finetune_epochs
     from fpga_mpq.mpq.search import search as run_search
     from fpga_mpq.mpq.search import write_outputs

@@ -16,13 +16,12 @@ import traceback
 import warnings
 from pathlib import Path
 
-from fpga_mpq import api
 from fpga_mpq.errors import BadInput, VerificationFailed
 from fpga_mpq.estimate.report import table
-from fpga_mpq.hls.generate import HlsConfig
+from fpga_mpq.hls.config import HlsConfig
 from fpga_mpq.ir.types import parse_ap
 from fpga_mpq.mpq.confidence import CONFIDENCE
-from fpga_mpq.parallel import LOCAL
+from fpga_mpq.parallel import LOCAL, RAY_ADDRESS_ENV
 
 DATA_HELP = (
     "a .npz with X (N, F) or (N, H, W, C), y (N,) and optionally quality (N,), or a built-in set: digits, "
@@ -239,9 +238,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--ray-address",
-        default=LOCAL,
+        default=os.environ.get(RAY_ADDRESS_ENV, LOCAL),
         help="where the independent trainings run: local (a Ray on this machine, one task per core), a cluster "
-        "address ray://HOST:10001 or HOST:6379, or off (one after another here) (default: local)",
+        f"address ray://HOST:10001 or HOST:6379, or off (one after another here) (default: ${RAY_ADDRESS_ENV} "
+        "if set, else local)",
     )
 
     c = cmd("flow", "train, export, generate and C-simulate into one folder")
@@ -266,6 +266,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(a: argparse.Namespace) -> dict:
+    from fpga_mpq import api  # here, not at the top: torch, Brevitas and qonnx load only for a command
+
     if a.command == "train":
         return api.train(a.out, a.spec, a.data, a.epochs, a.seed, a.force)
     if a.command == "export":

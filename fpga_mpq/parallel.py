@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from fpga_mpq.errors import BadInput
 
 SERIAL, LOCAL = "off", "local"
+RAY_ADDRESS_ENV = "FPGA_MPQ_RAY_ADDRESS"  # the CLI's --ray-address when it is not given
 T = TypeVar("T")
 
 
@@ -120,6 +121,9 @@ def _start(address: str):
         handlers = _signal_handlers()
         try:
             if address == LOCAL:
+                # Ray warns on every start that it turned token authentication on for the new local
+                # cluster: the secure default, nothing for the user to act on
+                logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
                 ray.init(num_cpus=os.cpu_count(), **options)
             else:
                 ray.init(address=address, **options)

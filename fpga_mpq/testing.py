@@ -280,6 +280,18 @@ ZOO_FACTORS = {
     "io": ("parallel", "stream"),
 }
 BREVITAS_ZOO = [BrevitasCase(**case) for case in pairwise(ZOO_FACTORS)]
+
+
+def each_value(cases: list, factors: dict[str, tuple]) -> list:
+    """A few of ``cases`` holding every value of every factor at least once (greedy, deterministic,
+    in the cases' order): ``make test``'s representatives of a sweep ``make fuzz`` runs whole."""
+    missing = {(name, value) for name, values in factors.items() for value in values}
+    chosen = []
+    while missing:
+        best = max(cases, key=lambda c: sum((n, getattr(c, n)) in missing for n in factors))
+        chosen.append(best)
+        missing -= {(n, getattr(best, n)) for n in factors}
+    return sorted(chosen, key=cases.index)
 # Presets that cannot be exact, and the error each gives (README: "Brevitas quantizers").
 REFUSED_PRESETS = {
     "ShiftedUint8WeightPerTensorFloat": "non-zero zero point",

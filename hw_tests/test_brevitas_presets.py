@@ -14,7 +14,7 @@ import pytest
 from conftest import FUZZ
 from fpga_mpq import api
 from fpga_mpq.export import export_qonnx_file
-from fpga_mpq.hls.generate import HlsConfig
+from fpga_mpq.hls.config import HlsConfig
 from fpga_mpq.testing import BREVITAS_ZOO, N_IN, brevitas_mlp
 
 CSIM_STRIDE = 1 if FUZZ else 5

@@ -11,7 +11,7 @@ import pytest
 from fpga_mpq import api
 from fpga_mpq.cli import main
 from fpga_mpq.data import FASHION_DIR
-from fpga_mpq.hls.generate import HlsConfig
+from fpga_mpq.hls.config import HlsConfig
 
 SPECS = Path(__file__).parent.parent / "specs"
 

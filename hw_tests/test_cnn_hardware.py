@@ -12,13 +12,18 @@ import pytest
 
 from fpga_mpq import api
 from fpga_mpq.errors import BadInput
-from fpga_mpq.hls.generate import HlsConfig, write_project
+from fpga_mpq.hls.config import HlsConfig
+from fpga_mpq.hls.generate import write_project
 from fpga_mpq.ir.network import Conv, Dense, InputQuant, Network, Pool, Reshape, accumulator_type, sum_type
 from fpga_mpq.ir.types import FixedType
 from fpga_mpq.sim.csim import csim_project, random_inputs
 from fpga_mpq.testing import CNN_ZOO
 
-RTL_CASES = ("small CNN, power-of-two scales, max pool", "FINN CNV-style 1-bit/2-bit")
+# make test simulates the CNV-style network's RTL (conv, max pool, thresholds); make slow the small CNN too
+RTL_CASES = (
+    pytest.param("small CNN, power-of-two scales, max pool", marks=pytest.mark.slow),
+    "FINN CNV-style 1-bit/2-bit",
+)
 
 
 # The residual network's exact thresholds make its IR slow to build; io_stream (the default) keeps it in

@@ -10,7 +10,8 @@ import pytest
 
 from fpga_mpq import api
 from fpga_mpq.cli import main
-from fpga_mpq.hls.generate import SOFTMAX_TOLERANCE, HlsConfig
+from fpga_mpq.hls.config import HlsConfig
+from fpga_mpq.hls.generate import SOFTMAX_TOLERANCE
 from fpga_mpq.ir.types import parse_ap
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"

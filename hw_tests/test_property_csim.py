@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from conftest import FUZZ, lower, mlps
 from fpga_mpq import api
 from fpga_mpq.export import execute_qonnx
-from fpga_mpq.hls.generate import HlsConfig
+from fpga_mpq.hls.config import HlsConfig
 from fpga_mpq.ir.golden import run
 from fpga_mpq.sim.csim import random_inputs
 

@@ -50,7 +50,7 @@ def test_rtlsim_writes_the_same_bytes_into_two_folders(zoo, tmp_path, monkeypatc
 @pytest.mark.rtl
 def test_a_different_design_rebuilt_in_the_same_folder_loads_its_own_library(tmp_path):
     """The loader reuses a library already loaded from the same path: the stamp must change with the design."""
-    from fpga_mpq.estimate import find_part
+    from fpga_mpq.estimate.parts import find_part
     from fpga_mpq.ir.from_qonnx import network_from_qonnx
     from fpga_mpq.ir.golden import run
     from fpga_mpq.rtl.project import RtlConfig, build_simulator, pipeline, simulate

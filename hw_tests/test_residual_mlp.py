@@ -14,7 +14,7 @@ from torch import nn
 
 from fpga_mpq import api
 from fpga_mpq.export import check_qonnx_equals_brevitas, execute_qonnx, export_qonnx_file
-from fpga_mpq.hls.generate import HlsConfig
+from fpga_mpq.hls.config import HlsConfig
 from fpga_mpq.ir.from_qonnx import network_from_qonnx
 from fpga_mpq.ir.golden import run
 from fpga_mpq.ir.network import Add
@@ -93,6 +93,7 @@ def test_residual_mlp_trace_compares_every_tensor(residual_onnx, tmp_path):
 
 
 @pytest.mark.rtl
+@pytest.mark.slow  # 4-5 minutes of Verilator build (its float-scale thresholds); make test: C-sim above
 def test_residual_mlp_is_exact_in_rtl_simulation(residual_onnx, tmp_path):
     summary = api.rtlsim(residual_onnx, tmp_path / "rtl", random=500, seed=3)
     assert summary["mismatches"] == 0

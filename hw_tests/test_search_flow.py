@@ -11,7 +11,7 @@ from fpga_mpq import api
 from fpga_mpq.cli import main
 from fpga_mpq.data import Split, load_split
 from fpga_mpq.models.spec import load_spec
-from fpga_mpq.mpq import Target
+from fpga_mpq.mpq.problem import Target
 from fpga_mpq.mpq.search import search, write_outputs
 from fpga_mpq.train import TrainConfig
 

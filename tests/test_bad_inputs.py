@@ -319,7 +319,7 @@ def test_unreadable_model_file_gives_one_error_naming_the_file(zoo, tmp_path, ca
      "xcvu13p-flga2577-2-e", "xczu9eg-ffvb1156-1LV-i"],
 )  # fmt: skip
 def test_base_names_and_real_part_numbers_are_found(name):
-    from fpga_mpq.estimate import find_part
+    from fpga_mpq.estimate.parts import find_part
 
     assert name.lower().startswith(find_part(name).name)
 
@@ -327,7 +327,7 @@ def test_base_names_and_real_part_numbers_are_found(name):
 @pytest.mark.parametrize("name", ["xcu250_totally_fake", "xcu2500", "xcu250-figd2104", "xc7z020clg400", "xcu250-2L-e"])
 def test_part_names_that_only_start_like_a_part_are_rejected(name):
     from fpga_mpq.errors import BadInput
-    from fpga_mpq.estimate import find_part
+    from fpga_mpq.estimate.parts import find_part
 
     with pytest.raises(BadInput, match="unknown part"):
         find_part(name)

@@ -1,4 +1,5 @@
-"""Every case of the Brevitas zoo: Brevitas == qonnx exactly, and the golden model == qonnx.
+"""The Brevitas zoo: Brevitas == qonnx exactly, and the golden model == qonnx (make test: cases that
+hold every value of every factor; make fuzz: every case).
 
 Quantized outputs are compared bit for bit; an unquantized head by the rule
 ``round(qonnx / head_scale) == the hardware's integer``. Where qonnx's float32 arithmetic crosses a
@@ -11,14 +12,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import FUZZ
 from fpga_mpq.errors import BadInput
 from fpga_mpq.export import check_qonnx_equals_brevitas, execute_qonnx, export_qonnx_file
 from fpga_mpq.ir.from_qonnx import network_from_qonnx
 from fpga_mpq.ir.golden import run
 from fpga_mpq.sim.csim import random_inputs
-from fpga_mpq.testing import BREVITAS_ZOO, N_IN, REFUSED_PRESETS, BrevitasCase, brevitas_mlp
+from fpga_mpq.testing import BREVITAS_ZOO, N_IN, REFUSED_PRESETS, ZOO_FACTORS, BrevitasCase, brevitas_mlp, each_value
 
 FLOAT32_BOUND = 0.002  # measured share of outputs where qonnx's float32 crosses a rounding boundary
+# make test: cases holding every value of every factor; make fuzz: the whole pairwise zoo
+CASES = BREVITAS_ZOO if FUZZ else each_value(BREVITAS_ZOO, ZOO_FACTORS)
 
 
 def golden_differs_from_qonnx(net, path, x) -> int:
@@ -42,7 +46,7 @@ def export_case(case: BrevitasCase, path) -> None:
     check_qonnx_equals_brevitas(model, path, np.random.default_rng(0).normal(0, 1.5, (500, N_IN)).astype(np.float32))
 
 
-@pytest.mark.parametrize("case", BREVITAS_ZOO, ids=[c.label for c in BREVITAS_ZOO])
+@pytest.mark.parametrize("case", CASES, ids=[c.label for c in CASES])
 def test_brevitas_zoo_case_golden_equals_qonnx(tmp_path, case):
     export_case(case, tmp_path / "m.onnx")
     net = network_from_qonnx(tmp_path / "m.onnx")

@@ -62,7 +62,9 @@ def test_residual_blocks_add_two_branches(cnn_onnx):
 
 
 def test_hls_estimate_costs_each_conv_per_output_pixel(cnn_onnx):
-    from fpga_mpq.estimate import EstimateConfig, estimate_hls, find_part
+    from fpga_mpq.estimate.hls import estimate_hls
+    from fpga_mpq.estimate.model import EstimateConfig
+    from fpga_mpq.estimate.parts import find_part
 
     net = network_from_qonnx(cnn_onnx("depthwise-separable block, strided, global average"))
     est = estimate_hls(net, EstimateConfig(find_part("xczu9eg")))

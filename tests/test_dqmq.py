@@ -16,10 +16,10 @@ from fpga_mpq.data import Split, load_split
 from fpga_mpq.errors import BadInput
 from fpga_mpq.models.net import FloatNet
 from fpga_mpq.models.spec import DEFAULT_SPEC, load_spec
-from fpga_mpq.mpq import Problem, Target, check_candidates
 from fpga_mpq.mpq.cost import CostModel
 from fpga_mpq.mpq.deployment import load_deployment
 from fpga_mpq.mpq.dqmq import DqmqConfig, PolicyNet, _commit, _finetune, level_mix
+from fpga_mpq.mpq.problem import Problem, Target, check_candidates
 from fpga_mpq.mpq.search import search, write_outputs
 from fpga_mpq.mpq.widths import Widths
 from fpga_mpq.train import TrainConfig

@@ -10,8 +10,10 @@ import pytest
 from fpga_mpq import api
 from fpga_mpq.cli import main
 from fpga_mpq.errors import BadInput
-from fpga_mpq.estimate import EstimateConfig, estimate_hls, find_part
 from fpga_mpq.estimate.arith import adder_tree, csd_digits
+from fpga_mpq.estimate.hls import estimate_hls
+from fpga_mpq.estimate.model import EstimateConfig
+from fpga_mpq.estimate.parts import find_part
 from fpga_mpq.estimate.rtl import estimate_rtl
 from fpga_mpq.ir.network import Dense, InputQuant, Network, accumulator_type
 from fpga_mpq.ir.types import FixedType

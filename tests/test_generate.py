@@ -9,7 +9,8 @@ import pytest
 
 from fpga_mpq import api
 from fpga_mpq.errors import BadInput
-from fpga_mpq.hls.generate import HlsConfig, exact_decimal
+from fpga_mpq.hls.config import HlsConfig
+from fpga_mpq.hls.generate import exact_decimal
 
 
 @pytest.mark.parametrize(("m", "frac"), [(0, 3), (5, 0), (-3, 2), (7, 4), (-1, 12), (3, -2), (123456789, 20)])

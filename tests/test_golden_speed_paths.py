@@ -197,3 +197,15 @@ def test_conv_equals_windows(in_type, groups):
     got = _conv(layer, m)
     assert got.dtype == np.int64
     assert np.array_equal(got.astype(object), ref)
+
+
+def test_galloping_threshold_search_finds_the_first_reaching_input_like_a_bisection():
+    from fpga_mpq.ir.tabulate import _first_reaching
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        a = int(rng.integers(-500, 0))
+        b = int(rng.integers(1, 500))
+        edge = int(rng.integers(a, b + 1))  # the first input that reaches
+        gap = int(rng.integers(1, 64))
+        assert _first_reaching(lambda m, e=edge: m >= e, a, b, gap) == edge

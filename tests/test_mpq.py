@@ -13,10 +13,10 @@ from fpga_mpq.errors import BadInput
 from fpga_mpq.export import check_qonnx_equals_brevitas, export_qonnx_file
 from fpga_mpq.models.net import QuantNet
 from fpga_mpq.models.spec import DEFAULT_SPEC, spec_from_dict
-from fpga_mpq.mpq import Problem, Target, calibrate, check_candidates, parse_budget
 from fpga_mpq.mpq.confidence import drop_bound, interval
 from fpga_mpq.mpq.cost import CostModel, effective_bits, layer_quants
 from fpga_mpq.mpq.front import Point, iso_accuracy_cost_ratio, pareto, plot, uniform_beaten, write_csv
+from fpga_mpq.mpq.problem import Problem, Target, calibrate, check_candidates, parse_budget
 from fpga_mpq.mpq.ptq import correct_biases
 from fpga_mpq.mpq.sdq import SdqConfig, StochasticNet
 from fpga_mpq.mpq.search import search, write_outputs

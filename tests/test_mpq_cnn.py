@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from fpga_mpq.data import Split, load_split
-from fpga_mpq.estimate import dense_cost
+from fpga_mpq.estimate.hls import dense_cost
 from fpga_mpq.export import check_qonnx_equals_brevitas, export_qonnx_file
 from fpga_mpq.models.net import FloatNet, QuantNet
 from fpga_mpq.models.spec import load_spec, spec_from_dict
-from fpga_mpq.mpq import Problem, Target, calibrate, check_candidates
 from fpga_mpq.mpq.cost import CostModel, layer_quants
+from fpga_mpq.mpq.problem import Problem, Target, calibrate, check_candidates
 from fpga_mpq.mpq.sdq import SdqConfig, StochasticNet
 from fpga_mpq.mpq.search import SearchResult, search, write_outputs
 from fpga_mpq.mpq.widths import apply_widths, structure, widths_of

@@ -15,7 +15,7 @@ import torch
 from fpga_mpq.cli import main
 from fpga_mpq.data import load_split
 from fpga_mpq.models.spec import DEFAULT_SPEC
-from fpga_mpq.mpq import Target
+from fpga_mpq.mpq.problem import Target
 from fpga_mpq.mpq.search import search
 from fpga_mpq.parallel import Runner
 from fpga_mpq.train import TrainConfig, qat, train_float
@@ -51,6 +51,7 @@ def test_a_trained_quant_net_pickles_whole_so_a_ray_task_can_return_it():
 
 def test_progress_of_each_task_goes_to_stderr_not_to_the_json_on_stdout(tmp_path, capsys):
     args = ["search", "--method", "uniform", "--max-drop", "5", "--epochs", "1", "--candidates", "2,4"]
+    args += ["--ray-address", "local"]
     assert main([*args, "-o", str(tmp_path / "s"), "--json"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out.strip().splitlines()[-1])["method"] == "uniform"
@@ -71,6 +72,7 @@ def test_a_malformed_ray_address_is_one_clear_error(tmp_path, capsys, address):
 def test_sigterm_during_ray_tasks_stops_with_143_and_leaves_no_ray_process(tmp_path):
     """Ray installs its own SIGTERM handler (an abort with a stack dump); ours must win."""
     args = ["search", "--method", "uniform", "--candidates", "2,8", "--max-drop", "50", "--epochs", "20"]
+    args += ["--ray-address", "local"]
     cmd = [sys.executable, "-m", "fpga_mpq.cli", *args, "-o", str(tmp_path / "s")]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     for line in proc.stderr:  # wait until the tasks run on Ray
@@ -84,3 +86,14 @@ def test_sigterm_during_ray_tasks_stops_with_143_and_leaves_no_ray_process(tmp_p
     time.sleep(3)  # Ray's processes end with the driver
     left = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()
     assert left == []
+
+
+def test_the_ray_address_defaults_to_the_environment_variable_then_local(monkeypatch):
+    from fpga_mpq.cli import _parser
+
+    args = ["search", "--method", "uniform", "--max-drop", "1"]
+    monkeypatch.setenv("FPGA_MPQ_RAY_ADDRESS", "head:6379")
+    assert _parser().parse_args(args).ray_address == "head:6379"
+    assert _parser().parse_args([*args, "--ray-address", "off"]).ray_address == "off"
+    monkeypatch.delenv("FPGA_MPQ_RAY_ADDRESS")
+    assert _parser().parse_args(args).ray_address == "local"

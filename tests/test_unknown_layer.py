@@ -45,7 +45,8 @@ def _golden(net, tmp_path):
 
 
 def _hls(net, tmp_path):
-    from fpga_mpq.hls.generate import HlsConfig, write_project
+    from fpga_mpq.hls.config import HlsConfig
+    from fpga_mpq.hls.generate import write_project
 
     write_project(net, HlsConfig(), tmp_path, "m.onnx")
 
@@ -57,7 +58,9 @@ def _rtl(net, tmp_path):
 
 
 def _estimate(net, tmp_path):
-    from fpga_mpq.estimate import EstimateConfig, estimate_hls, find_part
+    from fpga_mpq.estimate.hls import estimate_hls
+    from fpga_mpq.estimate.model import EstimateConfig
+    from fpga_mpq.estimate.parts import find_part
 
     estimate_hls(net, EstimateConfig(find_part("xczu9eg")))
 

@@ -133,6 +133,23 @@ def _round(r: Fraction, mode: str) -> int:
     }[mode]()
 
 
+def _first_reaching(reaches, a: int, b: int, gap: int) -> int:
+    """The smallest m in [a, b] with ``reaches(m)`` (monotone, and true at b): galloping from a by the
+    last gap between thresholds, then bisecting. Thresholds are about evenly spaced, so a few exact
+    evaluations find each one where a bisection of the whole input range takes ~log2(range)."""
+    step = gap
+    while a + step < b and not reaches(a + step):
+        a, step = a + step + 1, 2 * step
+    b = min(a + step, b)
+    while a < b:
+        mid = (a + b) // 2
+        if reaches(mid):
+            b = mid
+        else:
+            a = mid + 1
+    return a
+
+
 def exact_thresholds(name: str, in_type: FixedType, extra, bias, ops: list[ChannelOp], q) -> Table:
     """Thresholds for ``Quant(ops(x * extra[c] + bias[c]))`` in exact rational arithmetic.
 
@@ -161,16 +178,14 @@ def exact_thresholds(name: str, in_type: FixedType, extra, bias, ops: list[Chann
         first, last = level(lo_m, c), level(hi_m, c)
         sign = 1 if last >= first else -1  # falling when a gain is negative (BatchNorm, Mul, Sub)
         ts, vs = [], [first]
+        start, gap = lo_m, 1
         for target in range(first + sign, last + sign, sign):  # smallest m reaching each level
-            a, b = lo_m, hi_m
-            while a < b:
-                mid = (a + b) // 2
-                if sign * level(mid, c) >= sign * target:
-                    b = mid
-                else:
-                    a = mid + 1
-            ts.append(a)
-            vs.append(level(a, c))
+            t = _first_reaching(lambda m: sign * level(m, c) >= sign * target, start, hi_m, gap)  # noqa: B023
+            if ts:
+                gap = max(1, t - ts[-1])
+            ts.append(t)
+            vs.append(level(t, c))
+            start = t
         rows_t.append(ts)
         rows_v.append(vs)
     k = max(len(t) for t in rows_t)

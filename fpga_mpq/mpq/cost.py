@@ -28,7 +28,8 @@ from brevitas.nn import QuantConv2d, QuantLinear
 from torch import nn
 
 from fpga_mpq.errors import BadInput
-from fpga_mpq.estimate import dense_cost, find_part
+from fpga_mpq.estimate.hls import dense_cost
+from fpga_mpq.estimate.parts import find_part
 from fpga_mpq.ir.types import FixedType
 from fpga_mpq.models.net import QuantNet
 

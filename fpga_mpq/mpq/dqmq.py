@@ -58,9 +58,9 @@ from fpga_mpq.data.quality import LEVEL_NAMES
 from fpga_mpq.errors import BadInput
 from fpga_mpq.models.net import FloatNet, QuantNet
 from fpga_mpq.models.spec import LayerSpec, Spec
-from fpga_mpq.mpq import MethodResult, Problem, Target, calibrate, make_point
 from fpga_mpq.mpq.fakequant import FakeQuantNet, Quantize, lambda_step
 from fpga_mpq.mpq.front import Point
+from fpga_mpq.mpq.problem import MethodResult, Problem, Target, calibrate, make_point
 from fpga_mpq.mpq.widths import Widths, apply_widths, widths_of
 from fpga_mpq.train import EVAL_BATCH, accuracy, quant_from_float, train
 

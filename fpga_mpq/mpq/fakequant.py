@@ -23,8 +23,8 @@ from torch.nn.utils import parametrize
 
 from fpga_mpq.ir.types import FixedType
 from fpga_mpq.models.net import FloatNet
-from fpga_mpq.mpq import Problem, weighted_ops
 from fpga_mpq.mpq.cost import LayerQuant, kernel_matrix
+from fpga_mpq.mpq.problem import Problem, weighted_ops
 from fpga_mpq.mpq.widths import Group, Widths, structure
 
 Quantize = Callable[[int], torch.Tensor]

@@ -41,8 +41,8 @@ from torch import nn
 
 from fpga_mpq.errors import BadInput
 from fpga_mpq.models.net import QuantNet
-from fpga_mpq.mpq import MethodResult, Problem, Target, calibrate, make_point, weighted_ops
 from fpga_mpq.mpq.front import Point
+from fpga_mpq.mpq.problem import MethodResult, Problem, Target, calibrate, make_point, weighted_ops
 from fpga_mpq.mpq.widths import Widths, apply_widths, structure
 from fpga_mpq.train import fit, quant_from_float
 

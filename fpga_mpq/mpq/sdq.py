@@ -20,7 +20,7 @@ loss mixed with knowledge distillation from the float model, plus bin regularisa
 pulled to its level; the levels' soft occupancy kept high-entropy). The real cost is then measured;
 if it misses the budget, the proxy budget is scaled down and commitment and fine-tuning are redone.
 A max-drop target bisects the budget (log scale) between the cheapest and widest configurations,
-each step judged by the rule the final choice uses (:meth:`~fpga_mpq.mpq.Problem.meets`: the drop's
+each step judged by the rule the final choice uses (:meth:`~fpga_mpq.mpq.problem.Problem.meets`: the drop's
 upper confidence bound), so the bisection homes in on the cheapest design that rule accepts.
 """
 
@@ -39,9 +39,9 @@ from tqdm import tqdm
 
 from fpga_mpq.errors import BadInput
 from fpga_mpq.models.net import FloatNet, QuantNet
-from fpga_mpq.mpq import MethodResult, Problem, Target, calibrate, make_point, weighted_ops
 from fpga_mpq.mpq.fakequant import FakeQuantNet, Quantize, lambda_step
 from fpga_mpq.mpq.front import Point
+from fpga_mpq.mpq.problem import MethodResult, Problem, Target, calibrate, make_point, weighted_ops
 from fpga_mpq.mpq.widths import Group, Widths, apply_widths
 from fpga_mpq.train import EVAL_BATCH, quant_from_float
 

@@ -13,23 +13,12 @@ from fpga_mpq.data import Split
 from fpga_mpq.errors import BadInput
 from fpga_mpq.models.net import QuantNet
 from fpga_mpq.models.spec import Spec, save_spec
-from fpga_mpq.mpq import (
-    MethodResult,
-    Problem,
-    Target,
-    calibrate,
-    check_candidates,
-    dqmq,
-    make_point,
-    ptq,
-    sdq,
-    seed_all,
-    uniform,
-)
+from fpga_mpq.mpq import dqmq, ptq, sdq, uniform
 from fpga_mpq.mpq.confidence import CONFIDENCE, interval
 from fpga_mpq.mpq.cost import DEFAULT_PART, CostModel
 from fpga_mpq.mpq.deployment import write_deployment
 from fpga_mpq.mpq.front import Point, iso_accuracy_cost_ratio, pareto, plot, uniform_beaten, write_csv
+from fpga_mpq.mpq.problem import MethodResult, Problem, Target, calibrate, check_candidates, make_point, seed_all
 from fpga_mpq.mpq.widths import apply_widths
 from fpga_mpq.parallel import SERIAL_RUNNER, Runner
 from fpga_mpq.train import TrainConfig, TrainResult, correct, quant_from_float, save_checkpoint, train_float

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fpga_mpq.models.net import QuantNet
-from fpga_mpq.mpq import MethodResult, Problem, Target, make_point, seed_all, select
 from fpga_mpq.mpq.front import Point
+from fpga_mpq.mpq.problem import MethodResult, Problem, Target, make_point, seed_all, select
 from fpga_mpq.mpq.widths import apply_widths
 from fpga_mpq.train import qat
 
