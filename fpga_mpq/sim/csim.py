@@ -16,6 +16,7 @@ from fpga_mpq.errors import BadInput
 from fpga_mpq.ir.golden import Trace, host_input, run
 from fpga_mpq.ir.network import Network
 from fpga_mpq.outputs import replace_file
+from fpga_mpq.sim.pch import precompiled_header
 from fpga_mpq.tools import run_tool
 
 
@@ -183,6 +184,9 @@ def build_testbench(prj: Path, trace_layers: bool = False, timeout: float = 900)
     build.mkdir(exist_ok=True)
     partial = build / f".{binary.name}.{os.getpid()}.partial"
     cmd = ["make", "-s", "trace" if trace_layers else "build", f"BIN={partial.relative_to(prj)}"]
+    header = precompiled_header(prj, variant, timeout)
+    if header is not None:
+        cmd.append(f"PCH=-include {header}")
     log = build / f".{binary.name}.{os.getpid()}.log"
     try:
         proc = run_tool(cmd, prj, log, timeout, names={partial.relative_to(prj): f"build/{binary.name}"})

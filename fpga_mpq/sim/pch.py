@@ -1,0 +1,84 @@
+"""A precompiled header of ap_types and nnet_utils, shared by every C-sim build that can use it.
+
+A project's build spends much of its time parsing the same third-party headers. The header is
+precompiled once per (compiler, flags, header contents) into a cache folder of our own, never into a
+user's folder, and passed to the project's Makefile as ``PCH``. The key holds the bytes of every
+header the PCH could stand for, so an edited ``ap_fixed_base.h`` gets a PCH of its own; g++ parses
+the header text itself wherever a PCH does not fit, so a PCH can speed a build up, never change it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from fpga_mpq.errors import BadInput
+from fpga_mpq.tools import run_tool
+
+PCH_HEADER = Path(__file__).resolve().parents[1] / "templates" / "hls" / "mpq_pch.h"  # package data
+CACHE_ENV = "FPGA_MPQ_CACHE"  # the cache folder (default: $XDG_CACHE_HOME/fpga_mpq, else ~/.cache/fpga_mpq)
+HEADER_FOLDERS = ("ap_types", "nnet_utils")
+
+
+def cache_root() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fpga_mpq"
+
+
+def _compiler_version(cxx: str) -> bytes:
+    try:
+        return subprocess.run([cxx, "--version"], capture_output=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return b""
+
+
+def _key(prj: Path, variant: str) -> str:
+    """Everything the PCH depends on: the compiler, the project's Makefile (its flags), the
+    environment's flags, the variant's defines and every header byte under ap_types and nnet_utils."""
+    cxx = os.environ.get("CXX", "g++")
+    h = hashlib.sha256(f"{variant}\0{cxx}\0{os.environ.get('CXXFLAGS', '')}\0".encode())
+    h.update(_compiler_version(cxx))
+    h.update(PCH_HEADER.read_bytes())
+    h.update((prj / "Makefile").read_bytes())
+    for folder in HEADER_FOLDERS:
+        for p in sorted((prj / "firmware" / folder).rglob("*")):
+            if p.is_file() and not p.is_symlink():
+                h.update(f"\0{p.relative_to(prj)}\0".encode())
+                h.update(p.read_bytes())
+    return h.hexdigest()[:24]
+
+
+def precompiled_header(prj: Path, variant: str, timeout: float) -> Path | None:
+    """The cached ``mpq_pch.h`` (its ``.gch`` beside it) for this project's headers and flags, built
+    on first use; None where none can be had (the build then goes without: only slower)."""
+    if any((prj / "firmware" / f).is_symlink() or not (prj / "firmware" / f).is_dir() for f in HEADER_FOLDERS):
+        return None
+    if not re.fullmatch(r"[\w./+-]+", str(cache_root().resolve())):  # the Makefile's shell would split it
+        return None
+    try:
+        folder = cache_root().resolve() / "pch" / _key(prj, variant)
+        header, gch = folder / "mpq_pch.h", folder / "mpq_pch.h.gch"
+        if gch.is_file() and header.is_file():
+            return header
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(PCH_HEADER, folder / f".mpq_pch.h.{os.getpid()}")
+        os.replace(folder / f".mpq_pch.h.{os.getpid()}", header)
+        partial = folder / f".mpq_pch.h.gch.{os.getpid()}"
+        log = folder / f".build.{os.getpid()}.log"
+        target = "trace-pch" if variant == "trace" else "pch"
+        try:
+            proc = run_tool(["make", "-s", target, f"PCH_SRC={header}", f"PCH_OUT={partial}"], prj, log, timeout)
+            if proc.returncode != 0 or not partial.is_file():
+                return None
+            os.replace(partial, gch)  # whole or not at all: a concurrent build never reads half of one
+        finally:
+            partial.unlink(missing_ok=True)
+            log.unlink(missing_ok=True)
+        return header
+    except (OSError, BadInput):  # an unwritable or full cache, a stuck compiler: build without
+        return None
