@@ -72,3 +72,14 @@ def test_concurrent_runs_on_one_project_all_pass(project):
         assert proc.returncode == 0, out
         assert json.loads(out.splitlines()[-1])["mismatches"] == 0
     assert [p.name for p in (project / "build").iterdir() if p.name.startswith(".")] == []
+
+
+def test_the_shared_precompiled_header_is_keyed_by_every_header_byte(project):
+    """A PCH stands for the headers it was made from: an edited ap_types header gets one of its own."""
+    from fpga_mpq.sim.pch import _key, cache_root
+
+    key = _key(project, "csim")
+    assert (cache_root().resolve() / "pch" / key / "mpq_pch.h.gch").is_file()  # made by the fixture's csim
+    header = project / "firmware" / "ap_types" / "ap_fixed.h"
+    header.write_text(header.read_text() + "\n// edited\n")
+    assert _key(project, "csim") != key and _key(project, "trace") != key
