@@ -76,10 +76,10 @@ def test_concurrent_runs_on_one_project_all_pass(project):
 
 def test_the_shared_precompiled_header_is_keyed_by_every_header_byte(project):
     """A PCH stands for the headers it was made from: an edited ap_types header gets one of its own."""
-    from fpga_mpq.sim.pch import _key, cache_root
+    from fpga_mpq.sim.pch import _headers, _key, cache_root
 
-    key = _key(project, "csim")
+    key = _key(project, "csim", _headers(project))
     assert (cache_root().resolve() / "pch" / key / "mpq_pch.h.gch").is_file()  # made by the fixture's csim
     header = project / "firmware" / "ap_types" / "ap_fixed.h"
     header.write_text(header.read_text() + "\n// edited\n")
-    assert _key(project, "csim") != key and _key(project, "trace") != key
+    assert _key(project, "csim", _headers(project)) != key and _key(project, "trace", _headers(project)) != key

@@ -37,31 +37,43 @@ def _compiler_version(cxx: str) -> bytes:
         return b""
 
 
-def _key(prj: Path, variant: str) -> str:
+def _headers(prj: Path) -> list[Path] | None:
+    """Every file the PCH could stand for: all of ap_types and nnet_utils, and a file of firmware/ that
+    shadows an ap_types header (``-Ifirmware`` is searched first). None if any is a link: its target
+    could change with no byte of the project changing."""
+    firmware = prj / "firmware"
+    if any((firmware / f).is_symlink() or not (firmware / f).is_dir() for f in HEADER_FOLDERS):
+        return None
+    files = [p for f in HEADER_FOLDERS for p in sorted((firmware / f).rglob("*")) if p.is_symlink() or p.is_file()]
+    files += [p for p in sorted(firmware.iterdir()) if (firmware / "ap_types" / p.name).exists()]
+    return None if any(p.is_symlink() for p in files) else files
+
+
+def _key(prj: Path, variant: str, headers: list[Path]) -> str:
     """Everything the PCH depends on: the compiler, the project's Makefile (its flags), the
-    environment's flags, the variant's defines and every header byte under ap_types and nnet_utils."""
+    environment's flags, the variant's defines and every byte of ``headers``."""
     cxx = os.environ.get("CXX", "g++")
     h = hashlib.sha256(f"{variant}\0{cxx}\0{os.environ.get('CXXFLAGS', '')}\0".encode())
     h.update(_compiler_version(cxx))
     h.update(PCH_HEADER.read_bytes())
     h.update((prj / "Makefile").read_bytes())
-    for folder in HEADER_FOLDERS:
-        for p in sorted((prj / "firmware" / folder).rglob("*")):
-            if p.is_file() and not p.is_symlink():
-                h.update(f"\0{p.relative_to(prj)}\0".encode())
-                h.update(p.read_bytes())
+    for p in headers:
+        h.update(f"\0{p.relative_to(prj)}\0".encode())
+        h.update(p.read_bytes() if p.is_file() else b"folder")
     return h.hexdigest()[:24]
 
 
 def precompiled_header(prj: Path, variant: str, timeout: float) -> Path | None:
     """The cached ``mpq_pch.h`` (its ``.gch`` beside it) for this project's headers and flags, built
     on first use; None where none can be had (the build then goes without: only slower)."""
-    if any((prj / "firmware" / f).is_symlink() or not (prj / "firmware" / f).is_dir() for f in HEADER_FOLDERS):
-        return None
-    if not re.fullmatch(r"[\w./+-]+", str(cache_root().resolve())):  # the Makefile's shell would split it
+    root = cache_root().resolve()
+    if not re.fullmatch(r"[\w./+-]+", str(root)):  # the Makefile's shell would split it
         return None
     try:
-        folder = cache_root().resolve() / "pch" / _key(prj, variant)
+        headers = _headers(prj)
+        if headers is None:
+            return None
+        folder = root / "pch" / _key(prj, variant, headers)
         header, gch = folder / "mpq_pch.h", folder / "mpq_pch.h.gch"
         if gch.is_file() and header.is_file():
             return header
