@@ -9,14 +9,16 @@ from common import models, print_table, scratch
 
 from fpga_mpq import api
 from fpga_mpq.ir.from_qonnx import network_from_qonnx
-from fpga_mpq.sim.csim import csim_project, random_inputs
+from fpga_mpq.sim.csim import csim_project, project_digest, random_inputs
 
 
 def ours(path: Path, out: Path) -> float:
     """generate, then build and run the C simulation on 10 inputs (the build dominates)."""
     t = time.perf_counter()
     api.generate(path, out)
-    csim_project(out, network_from_qonnx(path), random_inputs(network_from_qonnx(path), 10, seed=0))
+    csim_project(
+        out, network_from_qonnx(path), random_inputs(network_from_qonnx(path), 10, seed=0), project_digest(out)
+    )
     return time.perf_counter() - t
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from fpga_mpq.data import builtin_name, load_split
 from fpga_mpq.errors import BadInput, VerificationFailed
-from fpga_mpq.hls.config import HlsConfig
+from fpga_mpq.hls.config import PROJECT_META, PROJECT_MODEL, HlsConfig
 from fpga_mpq.hls.generate import write_project
 from fpga_mpq.ir.from_qonnx import network_from_qonnx
 from fpga_mpq.ir.golden import run
@@ -24,12 +24,10 @@ from fpga_mpq.ir.network import Network, check_reuse_factor
 from fpga_mpq.ir.types import FixedType, Overflow, Rounding
 from fpga_mpq.models.spec import load_spec, save_spec
 from fpga_mpq.mpq.confidence import CONFIDENCE
-from fpga_mpq.outputs import atomic_dir, atomic_file, check_output, is_tool_folder, replace_file
+from fpga_mpq.outputs import atomic_dir, atomic_file, check_output, inner_folder, is_tool_folder, replace_file
 from fpga_mpq.parallel import SERIAL, Runner, check_address
-from fpga_mpq.sim.csim import csim_project, random_inputs, write_testbench_data
+from fpga_mpq.sim.csim import csim_project, project_digest, random_inputs, write_testbench_data
 
-PROJECT_META = "fpga_mpq.json"
-PROJECT_MODEL = "model.onnx"
 TB_SAMPLES = 64  # inputs shipped in tb/ so the vendor TCL's csim step runs as-is
 MAX_SAMPLES = 100_000  # random inputs per simulation: text files and golden traces stay in memory
 
@@ -164,7 +162,7 @@ def _network_and_config(model: Path, input_type: FixedType | None) -> tuple[Netw
     model = Path(model)
     if model.is_dir():
         cfg, _ = project_config(model)
-        return load_project_network(model), asdict(cfg), model / "report"
+        return load_project_network(model), asdict(cfg), inner_folder(model, "report")
     if not model.is_file():
         raise BadInput(f"model {model} does not exist")
     return _load_network(model, input_type), {}, None
@@ -297,10 +295,11 @@ def synth(
     if model.is_dir():
         if not is_tool_folder(model) or not (model / "src" / f"{top}.v").is_file():
             raise BadInput(f"{model} is not an RTL project of fpga_mpq with top module {top!r} (no src/{top}.v)")
+        report = inner_folder(model, "report")  # checked before minutes of synthesis
         with atomic_dir(check_output(model / "synth", force=force), "synth") as work:
             result = synthesize(model, top, cfg.part, timeout, work)
         summary = {**result.to_json(), "part": cfg.part.name, "cells": result.cells, "project": str(model)}
-        _write_report(model / "report" / "synth.json", summary)
+        _write_report(report / "synth.json", summary)
         return summary
     target = check_output(out, [model], force)
     net = _load_network(model, input_type)
@@ -408,16 +407,18 @@ def csim(prj: Path, data: Path | None = None, random: int | None = None, seed: i
     """C-simulate a project on the test set (or ``random`` inputs) and compare bit for bit;
     ``trace`` compares every layer's output too, so a mismatch names the layer it starts in."""
     cfg, _ = project_config(prj)
+    digest = project_digest(prj)  # before the model is read: the result is bound to this project state
     net = load_project_network(prj)
     if trace and cfg.io != "parallel":
         raise BadInput("--trace needs a project generated with --io parallel")
     x = _samples(net, data, random, seed)
-    result = csim_project(Path(prj), net, x, trace_layers=trace)
+    result = csim_project(Path(prj), net, x, digest, trace_layers=trace)
     summary = {
         "samples": result.samples,
         "outputs": result.outputs,
         "mismatches": result.mismatches,
         "first_mismatch": result.first_mismatch,
+        "project_digest": digest,
     }
     if result.layers is not None:
         summary["layers"] = result.layers
@@ -521,7 +522,14 @@ def flow_deployment(
     from fpga_mpq.train import load_checkpoint
 
     dep = load_deployment(Path(deployment))
-    target = check_output(out, [dep.path, dep.path.parent, _file(data)], force)
+    classes = load_checkpoint(dep.estimator)[0].spec.layers[-1].units
+    if classes != len(dep.levels):
+        raise BadInput(
+            f"deployment {dep.path}: its estimator ({dep.estimator}) tells {classes} classes apart, the deployment "
+            f"has {len(dep.levels)} quality levels"
+        )
+    named = [lv.checkpoint for lv in dep.levels] + [dep.estimator]  # inputs too: never inside the output
+    target = check_output(out, [dep.path, dep.path.parent, *named, _file(data)], force)
     data = data if data is not None else dep.data
     split = load_split(data)
     if not split.has_quality or split.levels != len(dep.levels):
@@ -542,7 +550,7 @@ def flow_deployment(
             net = _load_network(folder / "model.onnx", None)
             hw = _check_golden_equals_qonnx(net, folder / "model.onnx", split.x_test)  # every input, for routing
             generate(folder / "model.onnx", folder / "hls", cfg)
-            result = csim_project(folder / "hls", net, split.x_test[pick])
+            result = csim_project(folder / "hls", net, split.x_test[pick], project_digest(folder / "hls"))
             if not result.ok:
                 raise VerificationFailed(
                     f"{name}: C simulation differs from the golden model in {result.mismatches} outputs"

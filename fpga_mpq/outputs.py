@@ -222,18 +222,8 @@ def _sweep_stale(target: Path) -> None:
     pattern = re.compile(rf"\.{re.escape(target.name)}{_SCRATCH}-(\d+)-[0-9a-f]{{8}}")
     for p in target.parent.iterdir():
         m = pattern.fullmatch(p.name)
-        if m and not _alive(int(m.group(1))):
+        if m and not alive(int(m.group(1))):
             _remove(p)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _commit(tmp: Path, out: Output) -> None:
@@ -268,6 +258,28 @@ def _remove(p: Path) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
+
+
+def inner_folder(root: Path, name: str) -> Path:
+    """``root/name``, to write into: refused when it is a symbolic link (the writes would land
+    outside ``root``, in a folder the user never named) or a file."""
+    path = Path(root) / name
+    if path.is_symlink():
+        raise BadInput(f"{path} is a symbolic link: fpga_mpq writes only inside {root}; remove the link")
+    if path.exists() and not path.is_dir():
+        raise BadInput(f"{path} is a file, not a folder; generate the project again")
+    return path
+
+
+def alive(pid: int) -> bool:
+    """True while process ``pid`` runs: its scratch files are still in use."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _umask() -> int:

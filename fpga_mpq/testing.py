@@ -292,6 +292,8 @@ def each_value(cases: list, factors: dict[str, tuple]) -> list:
         chosen.append(best)
         missing -= {(n, getattr(best, n)) for n in factors}
     return sorted(chosen, key=cases.index)
+
+
 # Presets that cannot be exact, and the error each gives (README: "Brevitas quantizers").
 REFUSED_PRESETS = {
     "ShiftedUint8WeightPerTensorFloat": "non-zero zero point",

@@ -16,7 +16,7 @@ from fpga_mpq.hls.config import HlsConfig
 from fpga_mpq.hls.generate import write_project
 from fpga_mpq.ir.network import Conv, Dense, InputQuant, Network, Pool, Reshape, accumulator_type, sum_type
 from fpga_mpq.ir.types import FixedType
-from fpga_mpq.sim.csim import csim_project, random_inputs
+from fpga_mpq.sim.csim import csim_project, project_digest, random_inputs
 from fpga_mpq.testing import CNN_ZOO
 
 # make test simulates the CNV-style network's RTL (conv, max pool, thresholds); make slow the small CNN too
@@ -102,7 +102,7 @@ STREAM_VARIANTS = {  # kernels and geometries the zoo does not reach
 def test_stream_kernel_variants_are_exact(tmp_path, name):
     net = _conv_pool_network(*STREAM_VARIANTS[name])
     write_project(net, HlsConfig(io="stream"), tmp_path, "m.onnx")
-    result = csim_project(tmp_path, net, random_inputs(net, 300, seed=1))
+    result = csim_project(tmp_path, net, random_inputs(net, 300, seed=1), project_digest(tmp_path))
     assert result.samples == 300 and result.mismatches == 0
 
 

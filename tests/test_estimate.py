@@ -174,4 +174,3 @@ def test_stream_cnn_estimate_prices_line_buffers_fifos_and_the_dataflow_interval
     assert dense.detail["pixels_in"] == 4 and dense.ii == 4 + 1  # reads the 4 pooled pixels, then one dense
     assert est.ii == 16
     assert est.latency_cycles == sum(la.latency_cycles for la in est.layers) + 16
-

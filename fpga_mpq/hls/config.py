@@ -16,6 +16,8 @@ from fpga_mpq.estimate.parts import check_clock, find_part
 if TYPE_CHECKING:
     from fpga_mpq.ir.network import Network
 
+PROJECT_META = "fpga_mpq.json"  # a generated project's configuration and input type
+PROJECT_MODEL = "model.onnx"  # the project's own copy of the model it was generated from
 BACKENDS = {"vivado": ("vivado_hls", "Vivado HLS"), "vitis": ("vitis_hls", "Vitis HLS")}
 IO_TYPES = {"parallel": "io_parallel", "stream": "io_stream"}
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # ASCII only, unlike str.isidentifier

@@ -39,6 +39,8 @@ SOFTMAX_TYPE = FixedType(False, 18, 1, Rounding.RND, Overflow.SAT)
 SOFTMAX_TOLERANCE = 0.02  # absolute, per probability: hls4ml's 1024-entry exp / inverse tables
 # our own HLS C++, copied verbatim
 STATIC_HEADERS = ("mpq_conv.h", "mpq_pool_stream.h", "mpq_threshold.h", "mpq_trace.h", "mpq_weights.h")
+
+
 def exact_decimal(m: int, frac: int) -> str:
     """``m * 2**-frac`` as an exact decimal literal (a double holds it exactly up to 53 bits)."""
     if frac <= 0:
@@ -120,8 +122,10 @@ def _kind_context(layer, in_shape: tuple[int, ...], cfg: HlsConfig) -> dict:
         case Dense():
             n_mult = layer.n_in * layer.n_out
             if cfg.io == "stream" and len(in_shape) == 3:
-                raise BadInput(f"layer {layer.name}: a dense layer on each pixel of {in_shape} has no io_stream "
-                               "kernel here (use --io parallel)")
+                raise BadInput(
+                    f"layer {layer.name}: a dense layer on each pixel of {in_shape} has no io_stream "
+                    "kernel here (use --io parallel)"
+                )
             return {
                 "kind": "dense",
                 "op": "Dense",
@@ -203,8 +207,9 @@ def _stream_context(net: Network, layer, entry: dict, in_shape: tuple[int, ...],
             if out["alias"]:
                 out["pack"] = in_shape[-1] if len(in_shape) == 3 else math.prod(in_shape)
                 out["packs"] = out["in_packs"]
-    kind = out.get("impl") or ("all" if isinstance(layer, Dense) or (isinstance(layer, Reshape) and not out["alias"])
-                               else "elementwise")
+    kind = out.get("impl") or (
+        "all" if isinstance(layer, Dense) or (isinstance(layer, Reshape) and not out["alias"]) else "elementwise"
+    )
     out["needed"] = needed(kind, geometry, out["in_packs"], out["packs"])
     return out
 

@@ -57,8 +57,10 @@ def conv_kernel(layer: Conv, in_shape: tuple[int, ...]) -> str:
         if (kh, kw) == (1, 1):
             return "pointwise"
         if kh == 1 and layer.strides[0] > 1:
-            raise BadInput(f"layer {layer.name}: a 1x{kw} kernel with vertical stride {layer.strides[0]} "
-                           "has no io_stream kernel (use --io parallel)")
+            raise BadInput(
+                f"layer {layer.name}: a 1x{kw} kernel with vertical stride {layer.strides[0]} "
+                "has no io_stream kernel (use --io parallel)"
+            )
         return "linebuffer"
     if layer.groups == c == f and kh > 1:
         return "depthwise"

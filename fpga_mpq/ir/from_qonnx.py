@@ -78,12 +78,18 @@ def load_qonnx(path: Path):
     if path.stat().st_size == 0:
         raise BadInput(f"model file {path} is empty")
     try:
-        proto = onnx.load(str(path))  # also reads external data files beside it
-    except Exception as e:  # protobuf's DecodeError, OSError, a missing external data file ...
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # protobuf's DecodeError, OSError ...
         raise BadInput(f"model file {path} is not a valid ONNX model: {_first_line(e)}") from None
     if not proto.graph.node:
         raise BadInput(f"model file {path} is not a valid ONNX model: the graph has no nodes")
+    check_external_data(proto, path)
+    try:
+        onnx.load_external_data_for_model(proto, str(path.parent))
+    except Exception as e:  # a missing or short external data file
+        raise BadInput(f"model file {path}: its external data cannot be read: {_first_line(e)}") from None
     _check_file_structure(proto.graph, path)
+    _check_ops(proto.graph, path)
     try:
         raw = ModelWrapper(proto)
     except Exception as e:  # qonnx asserts on what it cannot read
@@ -99,6 +105,54 @@ def load_qonnx(path: Path):
         except Exception as e:
             raise BadInput(f"model file {path}: qonnx cannot convert it to channels last: {_first_line(e)}") from None
     return run_passes(model, LOWERING)
+
+
+def _tensors(graph: onnx.GraphProto):
+    """Every tensor a graph stores: initializers and the constants of node attributes, subgraphs too."""
+    yield from graph.initializer
+    for node in graph.node:
+        for a in node.attribute:
+            if a.HasField("t"):
+                yield a.t
+            yield from a.tensors
+            for g in (*([a.g] if a.HasField("g") else []), *a.graphs):
+                yield from _tensors(g)
+
+
+def check_external_data(proto: onnx.ModelProto, path: Path) -> None:
+    """External data must be a plain file inside the model's folder (no absolute path, no ``..``, no
+    symbolic link on the way), as onnx's checker requires: a model never makes the tool read, copy or
+    print a file elsewhere."""
+    folder = path.parent.resolve()
+    for tensor in _tensors(proto.graph):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        where = f"model file {path}: tensor {tensor.name[:80]} has its data in {location[:120]!r}"
+        rel = Path(location)
+        if not location or rel.is_absolute() or ".." in rel.parts:
+            raise BadInput(f"{where}: external data must be a path inside the model's folder")
+        for step in [folder / Path(*rel.parts[: i + 1]) for i in range(len(rel.parts))]:
+            if step.is_symlink():
+                raise BadInput(f"{where}: {step.relative_to(folder)} is a symbolic link; copy the data in place")
+        if not (folder / rel).is_file():
+            raise BadInput(f"{where}, which is not a file beside the model")
+
+
+def _check_ops(graph: onnx.GraphProto, path: Path) -> None:
+    """An op nothing here computes is named as the user's graph has it, before qonnx's cleanup and
+    channels-last conversion wrap it in nodes of their own. A node on constants only (or on a shape)
+    is left to qonnx's constant folding."""
+    static = {init.name for init in graph.initializer} | {""}
+    for i, node in enumerate(graph.node):  # ONNX lists nodes in topological order
+        if node.op_type == "Shape" or all(x in static for x in node.input):
+            static.update(node.output)
+        elif node.op_type not in HANDLERS and not any(node.op_type in p.lowers for p in LOWERING):
+            name = node.name or f"{node.op_type}_{i}"
+            raise BadInput(
+                f"model file {path}: node {name[:80]}: op {node.op_type[:40]} is not supported "
+                f"(supported: {', '.join(sorted(HANDLERS))})"
+            )
 
 
 def _first_line(e: Exception) -> str:
@@ -205,19 +259,6 @@ class _Builder:
         self.preprocess: tuple[FloatOp, ...] = ()
         self.layers: list[Layer] = []
         self.values: dict[str, Value] = {self.input_name: Value(None)}
-        self.handlers = {
-            **dict.fromkeys(REQUANT_OPS, self.on_float_op),
-            "Quant": self.on_quant,
-            "BipolarQuant": self.on_quant,
-            "Trunc": self.on_trunc,
-            "Gemm": self.on_gemm,
-            "Conv": self.on_conv,
-            "Transpose": self.on_transpose,
-            **dict.fromkeys(POOL_OPS, self.on_pool),
-            **dict.fromkeys(SHAPE_OPS, self.on_shape),
-            "Add": self.on_add,
-            "Softmax": self.on_softmax,
-        }
 
     # -- the IR so far -------------------------------------------------------
     def tensor(self, name: str) -> Tensor:
@@ -577,10 +618,10 @@ class _Builder:
         self.values[node.output[0]] = Value(node.output[0])
 
     def visit(self, node) -> None:
-        handler = self.handlers.get(node.op_type)
+        handler = HANDLERS.get(node.op_type)
         if handler is None:
             raise BadInput(f"node {node.name}: op {node.op_type} is not supported")
-        handler(node)
+        handler(self, node)
 
     # -- the end -------------------------------------------------------------
     def finish(self) -> Network:
@@ -635,6 +676,21 @@ class _Builder:
         acc = accumulator_type(dense.in_type, dense.weight, dense.weight_type.frac, bias, bias_type.frac)
         self.layers[-1] = replace(dense, bias=bias, bias_type=bias_type, out=acc)
         return tuple(e * Fraction(2) ** -acc.frac for e in v.extra)
+
+
+HANDLERS = {
+    **dict.fromkeys(REQUANT_OPS, _Builder.on_float_op),
+    "Quant": _Builder.on_quant,
+    "BipolarQuant": _Builder.on_quant,
+    "Trunc": _Builder.on_trunc,
+    "Gemm": _Builder.on_gemm,
+    "Conv": _Builder.on_conv,
+    "Transpose": _Builder.on_transpose,
+    **dict.fromkeys(POOL_OPS, _Builder.on_pool),
+    **dict.fromkeys(SHAPE_OPS, _Builder.on_shape),
+    "Add": _Builder.on_add,
+    "Softmax": _Builder.on_softmax,
+}  # one handler per op type of the lowered graph
 
 
 def network_from_qonnx(path: Path, input_type: FixedType | None = None) -> Network:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from fpga_mpq.errors import BadInput
+from fpga_mpq.errors import BadInput, shown
 
 MIN_BITS, MAX_BITS = 1, 32
 # A fully parallel layer this wide is far beyond any FPGA; the cap stops a typo (units: 100000000)
@@ -200,19 +200,19 @@ DEFAULT_SPEC = Spec(
 
 def _bits(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not MIN_BITS <= value <= MAX_BITS:
-        raise BadInput(f"spec: {where} = {value!r} is not a bit-width in {MIN_BITS}..{MAX_BITS}")
+        raise BadInput(f"spec: {where} = {shown(value)} is not a bit-width in {MIN_BITS}..{MAX_BITS}")
     return value
 
 
 def _int(value: object, where: str, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise BadInput(f"spec: {where} = {value!r} must be a whole number in {lo}..{hi}")
+        raise BadInput(f"spec: {where} = {shown(value)} must be a whole number in {lo}..{hi}")
     return value
 
 
 def _flag(value: object, where: str) -> bool:
     if not isinstance(value, bool):
-        raise BadInput(f"spec: {where} = {value!r} must be true or false")
+        raise BadInput(f"spec: {where} = {shown(value)} must be true or false")
     return value
 
 
@@ -221,14 +221,14 @@ def _check_keys(d: object, required: set[str], where: str, optional: set[str] = 
         raise BadInput(f"spec: {where} must be a mapping, got {type(d).__name__}")
     for key in d:
         if not isinstance(key, str):
-            raise BadInput(f"spec: key {key!r} in {where} is not a name")
+            raise BadInput(f"spec: key {shown(key)} in {where} is not a name")
     allowed = required | optional
     unknown = sorted(set(d) - allowed)
     if unknown:
-        raise BadInput(f"spec: unknown key {unknown[0]!r} in {where} (allowed: {', '.join(sorted(allowed))})")
+        raise BadInput(f"spec: unknown key {shown(unknown[0])} in {where} (allowed: {', '.join(sorted(allowed))})")
     missing = sorted(required - set(d))
     if missing:
-        raise BadInput(f"spec: missing key {missing[0]!r} in {where}")
+        raise BadInput(f"spec: missing key {shown(missing[0])} in {where}")
     return d
 
 
@@ -254,7 +254,7 @@ def _dense(raw: dict, where: str) -> LayerSpec:
 def _conv(raw: dict, where: str, in_residual: bool = False) -> ConvSpec:
     d = _check_keys(raw, _CONV, where, {"type"} | _CONV_OPTIONAL)
     if d.get("type", "conv") != "conv":
-        raise BadInput(f"spec: {where}.type = {d['type']!r}: a residual branch holds convs only")
+        raise BadInput(f"spec: {where}.type = {shown(d['type'])}: a residual branch holds convs only")
     kernel = _int(d["kernel"], f"{where}.kernel", 1, MAX_KERNEL)
     act = d.get("act_bits")
     if act is None and not in_residual:
@@ -326,14 +326,14 @@ def _layer(raw: object, where: str) -> Layer:
         case "residual":
             return _residual(raw, where)
     kinds = "dense, conv, maxpool, avgpool, globalavgpool, flatten, residual"
-    raise BadInput(f"spec: {where}.type = {kind!r} is not a layer type ({kinds})")
+    raise BadInput(f"spec: {where}.type = {shown(kind)} is not a layer type ({kinds})")
 
 
 def _training(raw: object) -> Training:
     d = _check_keys(raw, set(), "training", _TRAINING_KEYS)
     lr = d.get("lr")
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < 10):
-        raise BadInput(f"spec: training.lr = {lr!r} must be a positive learning rate below 10")
+        raise BadInput(f"spec: training.lr = {shown(lr)} must be a positive learning rate below 10")
     return Training(
         epochs=None if "epochs" not in d else _int(d["epochs"], "training.epochs", 0, 100_000),
         batch_size=None if "batch_size" not in d else _int(d["batch_size"], "training.batch_size", 1, 65_536),
@@ -367,7 +367,7 @@ def spec_from_dict(d: object) -> Spec:
     signed = _flag(inp.get("signed", False), "input.signed")
     data = d.get("data")
     if data is not None and data not in BUILTIN_DATA:
-        raise BadInput(f"spec: data = {data!r} is not a built-in data set ({', '.join(BUILTIN_DATA)})")
+        raise BadInput(f"spec: data = {shown(data)} is not a built-in data set ({', '.join(BUILTIN_DATA)})")
     if not isinstance(d["layers"], list) or not d["layers"]:
         raise BadInput("spec: layers must be a non-empty list")
     layers = tuple(_layer(raw, f"layers[{i}]") for i, raw in enumerate(d["layers"]))
@@ -382,8 +382,18 @@ def spec_from_dict(d: object) -> Spec:
     return Spec(_bits(inp["bits"], "input.bits"), signed, layers, data, training)
 
 
+MAX_SPEC_BYTES = 1 << 20
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """yaml.safe_load keeps the last of two equal keys silently; a spec with one is a mistake."""
+    """yaml.safe_load keeps the last of two equal keys silently; a spec with one is a mistake. An alias
+    (``*name``) is refused too: a spec needs none, and nested aliases expand beyond any memory."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "a spec may not use YAML aliases (*name)", mark)
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen = set()
@@ -392,7 +402,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 key = self.construct_object(key_node)
                 if key in seen:
                     raise yaml.constructor.ConstructorError(
-                        problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark
+                        problem=f"duplicate key {shown(key)}", problem_mark=key_node.start_mark
                     )
                 seen.add(key)
         return super().construct_mapping(node, deep)
@@ -415,6 +425,8 @@ def load_spec(path: Path | None) -> Spec:
         raise BadInput(f"spec file {path} is a directory, not a YAML file")
     if not path.is_file():
         raise BadInput(f"spec file {path} does not exist")
+    if path.stat().st_size > MAX_SPEC_BYTES:
+        raise BadInput(f"spec file {path} has {path.stat().st_size:,} bytes; a spec is a few hundred")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
@@ -427,6 +439,8 @@ def load_spec(path: Path | None) -> Spec:
         raise BadInput(f"spec file {path} is not valid YAML: {_yaml_error(e)}") from None
     except RecursionError:
         raise BadInput(f"spec file {path} is nested too deeply to be a spec") from None
+    except ValueError:  # PyYAML's int() of a number past Python's 4,300-digit limit
+        raise BadInput(f"spec file {path} holds a number of more than 4,300 digits: no spec needs one") from None
     return spec_from_dict(raw)
 
 

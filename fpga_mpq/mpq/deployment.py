@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import yaml
 
-from fpga_mpq.errors import BadInput
+from fpga_mpq.errors import BadInput, shown
 from fpga_mpq.models.spec import save_spec
 from fpga_mpq.mpq import dqmq
 from fpga_mpq.train import TrainResult, save_checkpoint
@@ -106,7 +106,7 @@ def load_deployment(path: Path) -> DeploymentFiles:
 
     def file(key: str, value: object) -> Path:
         if not isinstance(value, str) or not value:
-            raise BadInput(f"deployment {path}: {key} = {value!r} must be a path relative to the file")
+            raise BadInput(f"deployment {path}: {key} = {shown(value)} must be a path relative to the file")
         f = path.parent / value
         if not f.is_file():
             raise BadInput(f"deployment {path}: {key} = {value} does not exist ({f})")
@@ -136,7 +136,7 @@ def load_deployment(path: Path) -> DeploymentFiles:
         raise BadInput(f"deployment {path}: quality_mix must give a non-negative share per level ({len(parsed)})")
     data = doc.get("data")
     if data is not None and not isinstance(data, str):
-        raise BadInput(f"deployment {path}: data = {data!r} must be a built-in data set's name or a .npz path")
+        raise BadInput(f"deployment {path}: data = {shown(data)} must be a built-in data set's name or a .npz path")
     return DeploymentFiles(
         path,
         data,

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from fpga_mpq.errors import BadInput
 
+MAX_REPORT_BYTES = 64 << 20  # far above any report the tool writes
+MAX_FIGURE = 1e15  # no count, cost or accuracy of a real design comes near it: a larger number is crafted
 PROJECT_REPORTS = ("flow.json", "estimate.json", "csim.json", "rtlsim.json", "synth.json")
 EXPECTED = (
     "search.json (search), estimate.json (estimate -o) or report/ with "
@@ -189,10 +191,15 @@ def read_folder(d: Path) -> Folder:
             projects += sorted(p.parent for p in d.glob("*/hls/report"))
         else:
             flow = _parse(d, "report/flow.json", "flow", data, _flow)
-            checks.append(_parse(d, "report/flow.json", "flow", data, lambda rel, f: _csim(rel, f["csim"])))
+            checks.append(_parse(d, "report/flow.json", "flow", data, lambda rel, f: _csim(rel, f["csim"], d / "hls")))
             projects.append(d / "hls")
-    readers = (("estimate", _estimate), ("csim", _csim), ("rtlsim", _rtlsim), ("synth", _synth))
     for prj in projects:
+        readers = (
+            ("estimate", _estimate),
+            ("csim", lambda rel, c, prj=prj: _csim(rel, c, prj)),
+            ("rtlsim", _rtlsim),
+            ("synth", _synth),
+        )
         for kind, parse in readers:
             rel = prj.relative_to(d) / "report" / f"{kind}.json"
             if (d / rel).is_file():
@@ -213,11 +220,27 @@ def _unique(checks: list[Check]) -> list[Check]:
     return out
 
 
+def _number(text: str) -> float | int:
+    """A JSON number the report can draw: finite and within :data:`MAX_FIGURE`."""
+    value = float(text) if any(c in text for c in ".eE") else int(text)
+    if not abs(value) <= MAX_FIGURE:
+        raise ValueError(f"the number {text[:20]}{'...' if len(text) > 20 else ''} is beyond any figure of a report")
+    return value
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a figure of a report")
+
+
 def _load(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text())
+        if path.stat().st_size > MAX_REPORT_BYTES:
+            raise ValueError(f"{path.stat().st_size:,} bytes, more than any report of fpga_mpq")
+        data = json.loads(path.read_text(), parse_float=_number, parse_int=_number, parse_constant=_no_constant)
+    except RecursionError:
+        raise BadInput(f"{path} is not a report of fpga_mpq: its JSON is nested too deeply") from None
     except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise BadInput(f"{path} is not a readable JSON report ({type(e).__name__}: {e})") from None
+        raise BadInput(f"{path} is not a readable JSON report ({type(e).__name__}: {str(e)[:200]})") from None
     if not isinstance(data, dict):
         raise BadInput(f"{path} is not a report of fpga_mpq: a JSON object was expected")
     return data
@@ -231,8 +254,8 @@ def _parse(d: Path, rel: str, kind: str, data: dict, parse: Callable[[str, dict]
     """The record, or one ``BadInput`` naming the file when a key the report needs is missing or wrong."""
     try:
         return parse(rel, data)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
-        raise BadInput(f"{d / rel} is not a {kind} report of fpga_mpq ({type(e).__name__}: {e})") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError, RecursionError) as e:
+        raise BadInput(f"{d / rel} is not a {kind} report of fpga_mpq ({type(e).__name__}: {str(e)[:200]})") from None
 
 
 def _interval(value: object) -> tuple[float, float] | None:
@@ -317,26 +340,44 @@ def _estimate(rel: str, e: dict) -> Estimate:
     )
 
 
-def _csim(rel: str, c: dict) -> Check:
-    """``csim.json`` (with a status) or a flow's ``csim`` summary (which only exists when it passed)."""
-    status = str(c.get("status", "passed" if c["mismatches"] == 0 else "mismatch"))
+def _count(record: dict, key: str) -> int:
+    value = record[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{key} is {str(value)[:40]}, not a count")
+    return value
+
+
+def _csim(rel: str, c: dict, project: Path) -> Check:
+    """``csim.json`` (with a status) or a flow's ``csim`` summary (which only exists when it passed).
+
+    The verdict comes from the counts, never from the label; a pass is shown only while ``project``
+    is what was simulated (the record's digest is the project's now)."""
+    from fpga_mpq.sim.csim import record_is_current
+
+    status = str(c.get("status", "passed"))
     if status in ("build_failed", "run_failed"):
         figures = (("exit code", c["exit"]),) if "exit" in c else ()
-        return Check("C simulation", rel, False, status.replace("_", " "), figures + (("log", c["log"]),))
-    figures: list[tuple[str, object]] = [
-        ("samples", c["samples"]),
-        ("outputs", c["outputs"]),
-        ("mismatches", c["mismatches"]),
-    ]
+        return Check("C simulation", rel, False, status.replace("_", " "), figures + (("log", str(c["log"])),))
+    if status not in ("passed", "mismatch"):
+        raise ValueError(f"status {status[:40]!r} is none that csim writes")
+    samples, outputs, mismatches = _count(c, "samples"), _count(c, "outputs"), _count(c, "mismatches")
+    soft = _count(c, "softmax_out_of_tolerance") if c.get("softmax_out_of_tolerance") is not None else 0
+    figures: list[tuple[str, object]] = [("samples", samples), ("outputs", outputs), ("mismatches", mismatches)]
     if c.get("first_mismatch"):
         first = c["first_mismatch"]
-        figures.append(("first mismatch", f"sample {first['sample']}, output {first['output']}"))
+        figures.append(("first mismatch", f"sample {int(first['sample'])}, output {int(first['output'])}"))
     if c.get("softmax_tolerance") is not None:
-        figures.append(("softmax outputs out of tolerance", c["softmax_out_of_tolerance"]))
+        figures.append(("softmax outputs out of tolerance", soft))
     if c.get("layers"):
-        first_layer = next((la["layer"] for la in c["layers"] if la["mismatches"]), None)
+        first_layer = next((str(la["layer"]) for la in c["layers"] if la["mismatches"]), None)
         figures.append(("first differing layer", first_layer or "none"))
-    passed = status == "passed" and not c.get("softmax_out_of_tolerance")
+    passed = samples > 0 and outputs > 0 and mismatches == 0 and soft == 0
+    if passed != (status == "passed"):
+        return Check(
+            "C simulation", rel, False, f"inconsistent: labelled {status}, counts say otherwise", tuple(figures)
+        )
+    if passed and not record_is_current(project, c):
+        return Check("C simulation", rel, False, "not current: the project changed since this run", tuple(figures))
     return Check("C simulation", rel, passed, status, tuple(figures))
 
 
@@ -350,7 +391,7 @@ def _rtlsim(rel: str, r: dict) -> Check:
         ("register bits", r["register_bits"]),
         ("compared", f"{r['compared_layer']} ({r['compared_tensor']})"),
     )
-    passed = r["mismatches"] == 0
+    passed = _count(r, "outputs") > 0 and _count(r, "mismatches") == 0
     return Check("RTL simulation", rel, passed, "passed" if passed else "mismatch", figures)
 
 

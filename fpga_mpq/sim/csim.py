@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -15,7 +16,8 @@ import numpy as np
 from fpga_mpq.errors import BadInput
 from fpga_mpq.ir.golden import Trace, host_input, run
 from fpga_mpq.ir.network import Network
-from fpga_mpq.outputs import replace_file
+from fpga_mpq.outputs import alive, inner_folder, replace_file
+from fpga_mpq.sim.make_env import build_vars_key, make_env
 from fpga_mpq.sim.pch import precompiled_header
 from fpga_mpq.tools import run_tool
 
@@ -108,25 +110,31 @@ def _compare_layers(path: Path, trace: Trace, layer_of: dict[str, str]) -> list[
 
 
 def csim_project(
-    prj: Path, net: Network, x: np.ndarray, timeout: float = 900, trace_layers: bool = False
+    prj: Path, net: Network, x: np.ndarray, digest: str, timeout: float = 900, trace_layers: bool = False
 ) -> CsimResult:
     """Compile the project's testbench as it is on disk now and run it on ``x``; compare outputs
     (and with ``trace_layers`` every layer's output, io_parallel) bit for bit.
 
-    Each run works in its own temporary folder, so runs on one project may overlap; the
-    project's ``tb/`` keeps the samples it shipped with.
+    ``digest`` is :func:`project_digest` taken before ``net`` was read from the project: the result
+    is recorded only if the project still has it when the simulation ends, so a project replaced or
+    edited meanwhile never inherits another's verdict. Each run works in its own temporary folder,
+    so runs on one project may overlap; the project's ``tb/`` keeps the samples it shipped with.
     """
     prj = Path(prj)
-    report = prj / "report"
-    binary = build_testbench(prj, trace_layers, timeout).resolve()
+    report = inner_folder(prj, "report")
+    _drop_stale_record(report / "csim.json", digest)
+    binary = build_testbench(prj, trace_layers, timeout, digest).resolve()
     with tempfile.TemporaryDirectory(prefix="fpga_mpq_csim_") as tmp:
         run_dir = Path(tmp)
         trace = write_testbench_data(net, x, run_dir)
         names = {binary: f"build/{binary.name}", run_dir: "SAMPLES"}
         sim = run_tool([str(binary), str(run_dir)], prj, run_dir / "run.log", timeout, names=names)
+        _check_unchanged(prj, digest)
         _publish(run_dir / "run.log", report / "csim_run.log")
         if sim.returncode not in (0, 1):
-            _publish_status(report, {"status": "run_failed", "exit": sim.returncode, "log": "report/csim_run.log"})
+            _publish_status(
+                report, {"status": "run_failed", "exit": sim.returncode, "log": "report/csim_run.log"}, digest
+            )
             raise BadInput(f"C simulation failed (exit {sim.returncode}); see {report / 'csim_run.log'}")
         got = _read_rows(run_dir / "csim_outputs.txt", net.n_out)
         if len(got) != len(x):
@@ -146,21 +154,97 @@ def csim_project(
         err = np.abs(soft - trace.softmax)
         soft_err, tol, soft_bad = float(err.max()), SOFTMAX_TOLERANCE, int((err > SOFTMAX_TOLERANCE).sum())
     result = CsimResult(len(x), int(got.size), len(diff), first, soft_err, tol, soft_bad, layers)
-    _publish_status(report, {"status": "passed" if result.ok else "mismatch", **asdict(result)})
+    _publish_status(report, {"status": "passed" if result.ok else "mismatch", **asdict(result)}, digest)
     return result
 
 
-def _source_digest(prj: Path, variant: str) -> str:
-    """A hash of everything the testbench build reads: a changed, added or deleted header changes it."""
-    h = hashlib.sha256(f"{variant}\0{os.environ.get('CXX', '')}\0{os.environ.get('CXXFLAGS', '')}".encode())
-    files = sorted(p for p in (prj / "firmware").rglob("*") if p.is_file())
-    for p in [prj / "Makefile", prj / "tb" / "tb.cpp", *files]:
+def _own_files(prj: Path, folder: str) -> list[Path]:
+    """Every file under ``prj/folder``, sorted. A symbolic link anywhere in it is refused: its target
+    could change with no byte of the project changing, and may lie outside the project."""
+    files = []
+    for root, dirs, names in os.walk(prj / folder):
+        dirs.sort()
+        for name in dirs + names:
+            path = Path(root) / name
+            if path.is_symlink():
+                raise BadInput(
+                    f"project {prj}: {path.relative_to(prj)} is a symbolic link; C simulation reads only the "
+                    "project's own files: copy its target in place or generate the project again"
+                )
+        files += [Path(root) / name for name in sorted(names)]
+    return files
+
+
+def _digest(prj: Path, files: list[Path], salt: bytes) -> str:
+    h = hashlib.sha256(salt + build_vars_key())
+    for p in files:
+        if p.is_symlink():
+            raise BadInput(
+                f"project {prj}: {p.relative_to(prj)} is a symbolic link; fpga_mpq reads and writes only inside "
+                "the project"
+            )
         h.update(f"\0{p.relative_to(prj)}\0".encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
 
 
-def build_testbench(prj: Path, trace_layers: bool = False, timeout: float = 900) -> Path:
+def _source_digest(prj: Path, variant: str) -> str:
+    """A hash of everything the testbench build reads (and the build variables): a changed, added or
+    deleted header changes it."""
+    return _digest(prj, [prj / "Makefile", prj / "tb" / "tb.cpp", *_own_files(prj, "firmware")], variant.encode())
+
+
+def project_digest(prj: Path) -> str:
+    """A hash of everything a verification of the project depends on: the build's sources and
+    variables, the project's own model and configuration (every file at its top)."""
+    prj = Path(prj)
+    top = sorted(p for p in prj.iterdir() if p.is_symlink() or p.is_file())
+    return _digest(prj, [*top, prj / "tb" / "tb.cpp", *_own_files(prj, "firmware")], b"project")
+
+
+def record_is_current(prj: Path, record: dict) -> bool:
+    """True when ``record`` (a ``csim.json``) was made from the project as it is on disk now."""
+    try:
+        return record.get("project_digest") == project_digest(prj)
+    except (OSError, BadInput):
+        return False
+
+
+def _drop_stale_record(path: Path, digest: str) -> None:
+    """A ``csim.json`` made from other sources is removed before anything can fail (removing needs no
+    disk space): a failed run never leaves another project state's pass behind."""
+    try:
+        stale = json.loads(path.read_text()).get("project_digest") != digest
+    except (OSError, ValueError, AttributeError):
+        stale = path.exists()
+    if stale:
+        path.unlink(missing_ok=True)
+
+
+def _check_unchanged(prj: Path, digest: str) -> None:
+    try:
+        same = project_digest(prj) == digest
+    except (OSError, BadInput):
+        same = False
+    if not same:
+        raise BadInput(
+            f"project {prj} changed while it was simulated (generated again or edited): "
+            "no result was recorded; run csim again"
+        )
+
+
+_PARTIAL = re.compile(r"\.(?:csim|trace)-[0-9a-f]{16}\.(\d+)\.(?:partial|log)")
+
+
+def _sweep_partials(build: Path) -> None:
+    """Remove the half-built binaries and logs of builds whose process no longer runs (SIGKILL)."""
+    for p in build.iterdir():
+        m = _PARTIAL.fullmatch(p.name)
+        if m and not alive(int(m.group(1))):
+            p.unlink(missing_ok=True)
+
+
+def build_testbench(prj: Path, trace_layers: bool = False, timeout: float = 900, digest: str | None = None) -> Path:
     """The testbench binary of the sources on disk now: reused only when every source is unchanged.
 
     Binaries are named by a hash of all sources and built under a private name, then renamed,
@@ -168,20 +252,24 @@ def build_testbench(prj: Path, trace_layers: bool = False, timeout: float = 900)
     replaces ``report/csim.json`` by the failure.
     """
     prj = Path(prj)
-    for needed, kind in (("Makefile", "file"), ("tb/tb.cpp", "file"), ("firmware", "folder"), ("build", "folder")):
+    needs = (("Makefile", "file"), ("tb", "folder"), ("tb/tb.cpp", "file"), ("firmware", "folder"))
+    for needed, kind in (*needs, ("build", "folder"), ("report", "folder")):
         path = prj / needed
-        if needed != "build" and not path.exists():
+        if path.is_symlink():
+            raise BadInput(
+                f"project {prj}: {needed} is a symbolic link; fpga_mpq reads and writes only inside the project"
+            )
+        if (needed, kind) in needs and not path.exists():
             raise BadInput(f"project {prj} is incomplete: {needed} is missing; generate it again")
-        if path.exists() and (path.is_dir() != (kind == "folder") or path.is_symlink()):
+        if path.exists() and path.is_dir() != (kind == "folder"):
             raise BadInput(f"project {prj} is damaged: {needed} is not a {kind}; generate it again")
-    if (prj / "report").exists() and not (prj / "report").is_dir():
-        raise BadInput(f"project {prj} is damaged: report is not a folder; generate it again")
     variant = "trace" if trace_layers else "csim"
     build = prj / "build"
     binary = build / f"{variant}-{_source_digest(prj, variant)}"
     if binary.is_file():
         return binary
     build.mkdir(exist_ok=True)
+    _sweep_partials(build)
     partial = build / f".{binary.name}.{os.getpid()}.partial"
     cmd = ["make", "-s", "trace" if trace_layers else "build", f"BIN={partial.relative_to(prj)}"]
     header = precompiled_header(prj, variant, timeout)
@@ -189,10 +277,14 @@ def build_testbench(prj: Path, trace_layers: bool = False, timeout: float = 900)
         cmd.append(f"PCH=-include {header}")
     log = build / f".{binary.name}.{os.getpid()}.log"
     try:
-        proc = run_tool(cmd, prj, log, timeout, names={partial.relative_to(prj): f"build/{binary.name}"})
+        names = {partial.relative_to(prj): f"build/{binary.name}"}
+        proc = run_tool(cmd, prj, log, timeout, env=make_env(), names=names)
+        if digest is not None:
+            _check_unchanged(prj, digest)
         _publish(log, prj / "report" / "csim_build.log")
         if proc.returncode != 0 or not partial.is_file():
-            _publish_status(prj / "report", {"status": "build_failed", "log": "report/csim_build.log"})
+            status = {"status": "build_failed", "log": "report/csim_build.log"}
+            _publish_status(prj / "report", status, digest)
             raise BadInput(f"C simulation did not compile; see {prj / 'report' / 'csim_build.log'}")
         os.replace(partial, binary)
     finally:
@@ -209,6 +301,8 @@ def _publish(src: Path, dst: Path) -> None:
     replace_file(dst, lambda p: shutil.copyfile(src, p))
 
 
-def _publish_status(report: Path, status: dict) -> None:
-    """``report/csim.json``: the last run's outcome, never an earlier run's pass."""
-    replace_file(report / "csim.json", lambda p: p.write_text(json.dumps(status, indent=2) + "\n"))
+def _publish_status(report: Path, status: dict, digest: str | None) -> None:
+    """``report/csim.json``: the last run's outcome, never an earlier run's pass, with the digest of
+    the project it was made from (a reader shows it only while the project still has it)."""
+    text = json.dumps({**status, "project_digest": digest}, indent=2) + "\n"
+    replace_file(report / "csim.json", lambda p: p.write_text(text))

@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 from fpga_mpq.errors import BadInput
+from fpga_mpq.sim.make_env import build_vars_key, make_env
 from fpga_mpq.tools import run_tool
 
 PCH_HEADER = Path(__file__).resolve().parents[1] / "templates" / "hls" / "mpq_pch.h"  # package data
@@ -51,9 +52,9 @@ def _headers(prj: Path) -> list[Path] | None:
 
 def _key(prj: Path, variant: str, headers: list[Path]) -> str:
     """Everything the PCH depends on: the compiler, the project's Makefile (its flags), the
-    environment's flags, the variant's defines and every byte of ``headers``."""
+    environment's build variables, the variant and every byte of ``headers``."""
     cxx = os.environ.get("CXX", "g++")
-    h = hashlib.sha256(f"{variant}\0{cxx}\0{os.environ.get('CXXFLAGS', '')}\0".encode())
+    h = hashlib.sha256(f"{variant}\0".encode() + build_vars_key())
     h.update(_compiler_version(cxx))
     h.update(PCH_HEADER.read_bytes())
     h.update((prj / "Makefile").read_bytes())
@@ -84,7 +85,9 @@ def precompiled_header(prj: Path, variant: str, timeout: float) -> Path | None:
         log = folder / f".build.{os.getpid()}.log"
         target = "trace-pch" if variant == "trace" else "pch"
         try:
-            proc = run_tool(["make", "-s", target, f"PCH_SRC={header}", f"PCH_OUT={partial}"], prj, log, timeout)
+            proc = run_tool(
+                ["make", "-s", target, f"PCH_SRC={header}", f"PCH_OUT={partial}"], prj, log, timeout, env=make_env()
+            )
             if proc.returncode != 0 or not partial.is_file():
                 return None
             os.replace(partial, gch)  # whole or not at all: a concurrent build never reads half of one

@@ -13,12 +13,13 @@ from torch import nn
 from tqdm import tqdm
 
 from fpga_mpq.data import Split
-from fpga_mpq.errors import BadInput
+from fpga_mpq.errors import BadInput, shown
 from fpga_mpq.models.net import FloatNet, QuantNet, transfer_weights
 from fpga_mpq.models.spec import Spec, spec_from_dict
 from fpga_mpq.parallel import one_thread
 
 MAX_EPOCHS = 100_000
+MAX_INPUT = 1 << 22  # values per sample a checkpoint may declare (Fashion-MNIST: 784)
 STEPS_PER_EPOCH = 300  # the fewest steps per epoch the default batch size keeps (batch_size_for)
 EVAL_BATCH = 1000  # samples per forward pass when measuring accuracy: 10k images at once need gigabytes
 
@@ -193,23 +194,27 @@ def _read_checkpoint(path: Path) -> dict:
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise BadInput(f"checkpoint {path} is not a fpga_mpq checkpoint (no format {CHECKPOINT_FORMAT!r})")
     if not isinstance(ck.get("spec"), dict):
-        raise BadInput(f"checkpoint {path}: spec = {ck.get('spec')!r} must be the bit-width spec (a mapping)")
+        raise BadInput(f"checkpoint {path}: spec = {shown(ck.get('spec'))} must be the bit-width spec (a mapping)")
     shape = ck.get("input_shape")
     if (
         not isinstance(shape, list)
         or len(shape) not in (1, 3)
-        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape)
+        or not all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_INPUT for n in shape)
+        or math.prod(shape) > MAX_INPUT
     ):
-        raise BadInput(f"checkpoint {path}: input_shape = {shape!r} must be [F] or [C, H, W] positive integers")
+        raise BadInput(
+            f"checkpoint {path}: input_shape = {shown(shape)} must be [F] or [C, H, W] positive integers "
+            f"(at most {MAX_INPUT:,} values)"
+        )
     state = ck.get("state_dict")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise BadInput(f"checkpoint {path}: state_dict must map names to tensors")
     for name, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise BadInput(f"checkpoint {path}: {name} holds NaN or infinite values")
+            raise BadInput(f"checkpoint {path}: {shown(name)} holds NaN or infinite values")
     for key in ("accuracy_float", "accuracy_quant"):
         if not isinstance(ck.get(key), float):
-            raise BadInput(f"checkpoint {path}: {key} = {ck.get(key)!r} must be a number")
+            raise BadInput(f"checkpoint {path}: {key} = {shown(ck.get(key))} must be a number")
     return ck
 
 

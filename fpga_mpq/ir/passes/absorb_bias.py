@@ -9,6 +9,8 @@ from fpga_mpq.ir.passes.base import consumers, is_constant
 class AbsorbBiasAdd:
     """Every such Add per apply: the Gemm's only reader, the Gemm output not the graph's."""
 
+    lowers = ()
+
     def apply(self, model):
         outputs = {o.name for o in model.graph.output}
         changed = False

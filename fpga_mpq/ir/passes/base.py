@@ -13,6 +13,8 @@ MAX_ROUNDS = 1000
 
 
 class Pass(Protocol):
+    lowers: tuple[str, ...]  # op types it replaces by ops the IR builder handles
+
     def apply(self, model) -> tuple[object, bool]: ...
 
 

@@ -35,6 +35,8 @@ def _wrapped(model, node):
 class SkipTransposePair:
     """Every per-tensor elementwise op or pool between a Transpose pair reads and writes channels last."""
 
+    lowers = ()
+
     def apply(self, model):
         changed = False
         for node in list(model.graph.node):
@@ -61,6 +63,8 @@ def _per_channel(model, node) -> bool:
 
 class ReduceMeanToGlobalPool:
     """Every mean over an NCHW view's H and W axes (kept) is a channels-last global average pool."""
+
+    lowers = ("ReduceMean",)
 
     def apply(self, model):
         changed = False
@@ -91,6 +95,8 @@ class ReduceMeanToGlobalPool:
 class AbsorbTransposeIntoFlatten:
     """Every NCHW flatten before a dense layer: the dense weight's rows are put in channels-last
     order instead, and the pixels flow in as they are (qonnx does this for Flatten, not Reshape)."""
+
+    lowers = ()
 
     def apply(self, model):
         changed = False

@@ -10,6 +10,8 @@ from fpga_mpq.ir.passes.base import is_constant
 class MatMulToGemm:
     """Every MatMul with a constant weight per apply; only (batch, features) inputs, as a Gemm takes."""
 
+    lowers = ("MatMul",)
+
     def apply(self, model):
         changed = False
         for idx, node in enumerate(list(model.graph.node)):

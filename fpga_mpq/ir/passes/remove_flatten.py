@@ -12,6 +12,8 @@ SHAPE_OPS = ("Reshape", "Flatten", "Identity")
 class RemoveFlatten:
     """Every flatten of one sample per apply."""
 
+    lowers = ()
+
     def apply(self, model):
         inits = {i.name for i in model.graph.initializer}
         changed = False

@@ -34,6 +34,8 @@ def _transpose_weight(model, gemm, name: str) -> None:
 class UntransposeGemm:
     """Every transposed Gemm per apply; alpha, beta and transA are refused here, once."""
 
+    lowers = ()
+
     def apply(self, model):
         changed = False
         for node in model.graph.node:
