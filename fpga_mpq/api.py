@@ -18,7 +18,7 @@ from fpga_mpq.data import builtin_name, load_split
 from fpga_mpq.errors import BadInput, VerificationFailed
 from fpga_mpq.hls.config import PROJECT_META, PROJECT_MODEL, HlsConfig
 from fpga_mpq.hls.generate import write_project
-from fpga_mpq.ir.from_qonnx import network_from_qonnx
+from fpga_mpq.ir.from_qonnx import network_from_qonnx, read_onnx
 from fpga_mpq.ir.golden import run
 from fpga_mpq.ir.network import Network, check_reuse_factor
 from fpga_mpq.ir.types import FixedType, Overflow, Rounding
@@ -112,7 +112,7 @@ def generate(
     cfg = cfg.resolved(net)  # io left out: io_stream for a CNN; the project's metadata records the choice
     with atomic_dir(target, "generate") as tmp:
         write_project(net, cfg, tmp, Path(model).name)
-        onnx.save(onnx.load(str(model)), str(tmp / PROJECT_MODEL))  # external weights, if any, inlined
+        onnx.save(read_onnx(model), str(tmp / PROJECT_MODEL))  # external weights, if any, inlined
         meta = {"config": asdict(cfg), "input_type": _type_to_json(net.input.out) if not net.input.from_model else None}
         (tmp / PROJECT_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         write_testbench_data(net, random_inputs(net, TB_SAMPLES, seed=0), tmp / "tb")

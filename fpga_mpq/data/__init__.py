@@ -20,7 +20,8 @@ import numpy as np
 
 from fpga_mpq.data.quality import QUALITY_SEED, mixed_quality
 from fpga_mpq.errors import BadInput
-from fpga_mpq.models.spec import BUILTIN_DATA, MAX_UNITS, Spec
+from fpga_mpq.ir.network import MAX_UNITS
+from fpga_mpq.models.spec import BUILTIN_DATA, Spec
 
 SPLIT_SEED = 0
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")

@@ -22,6 +22,7 @@ Anything else is rejected with the node's name.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -32,6 +33,8 @@ from onnx import numpy_helper
 
 from fpga_mpq.errors import BadInput
 from fpga_mpq.ir.network import (
+    MAX_UNITS,
+    MAX_WEIGHTS,
     Activation,
     Add,
     Conv,
@@ -62,14 +65,13 @@ POOL_OPS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 SPATIAL_OPS = ("Conv", *POOL_OPS)
 SHAPE_OPS = ("Flatten", "Reshape", "Identity")
 CHANNELS_LAST = "qonnx.custom_op.channels_last"
+USER_NAME = "fpga_mpq.user_name"  # a node's name in the user's file (qonnx's cleanup renames them all)
+QONNX_NAME = re.compile(r"\bnode ([A-Za-z]+_\d+)\b")  # the names qonnx's GiveUniqueNodeNames gives
 
 
-def load_qonnx(path: Path):
-    """Load, check the quantizers, clean with qonnx and lower; one clear error for a bad file."""
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
-    from qonnx.util.cleanup import cleanup_model
-
+def read_onnx(path: Path) -> onnx.ModelProto:
+    """The model file with its external data, checked: one clear error for a bad file, and no byte
+    read from outside the model's folder."""
     path = Path(path)
     if path.is_dir():
         raise BadInput(f"model file {path} is a directory, not an ONNX file")
@@ -86,15 +88,29 @@ def load_qonnx(path: Path):
     check_external_data(proto, path)
     try:
         onnx.load_external_data_for_model(proto, str(path.parent))
-    except Exception as e:  # a missing or short external data file
+    except Exception as e:  # a short external data file
         raise BadInput(f"model file {path}: its external data cannot be read: {_first_line(e)}") from None
+    return proto
+
+
+def load_qonnx(path: Path):
+    """Load, check the quantizers, clean with qonnx and lower; one clear error for a bad file."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
+    from qonnx.util.cleanup import cleanup_model
+
+    path = Path(path)
+    proto = read_onnx(path)
     _check_file_structure(proto.graph, path)
     _check_ops(proto.graph, path)
+    _check_input_shape(proto.graph, path)
     try:
         raw = ModelWrapper(proto)
     except Exception as e:  # qonnx asserts on what it cannot read
         raise BadInput(f"model file {path}: qonnx cannot read the graph: {_first_line(e)}") from None
     _check_before_cleanup(raw)
+    for node in raw.graph.node:  # qonnx renames every node: the user's name travels with it
+        node.metadata_props.add(key=USER_NAME, value=node.name)
     try:
         model = cleanup_model(raw)
     except Exception as e:
@@ -153,6 +169,24 @@ def _check_ops(graph: onnx.GraphProto, path: Path) -> None:
                 f"model file {path}: node {name[:80]}: op {node.op_type[:40]} is not supported "
                 f"(supported: {', '.join(sorted(HANDLERS))})"
             )
+
+
+def _check_input_shape(graph: onnx.GraphProto, path: Path) -> None:
+    """Every dimension of the graph input fixed: hardware has one shape (a dynamic batch is common in
+    an export with ``dynamic_axes``; say so in the user's terms, not as qonnx's zeros)."""
+    inits = {i.name for i in graph.initializer}
+    for inp in (i for i in graph.input if i.name not in inits):
+        if not inp.type.HasField("tensor_type") or not inp.type.tensor_type.HasField("shape"):
+            raise BadInput(f"model file {path}: input {inp.name[:80]} has no shape; export it with a fixed shape")
+        dims = inp.type.tensor_type.shape.dim
+        shown = [d.dim_param or "?" if not d.dim_value else str(d.dim_value) for d in dims]
+        for k, d in enumerate(dims):
+            if not d.dim_value:
+                what = "the batch dimension" if k == 0 else f"dimension {k}"
+                raise BadInput(
+                    f"model file {path}: input {inp.name[:80]} has shape [{', '.join(shown)[:120]}]: {what} is not "
+                    "fixed; export it with a fixed shape (a batch of 1)"
+                )
 
 
 def _first_line(e: Exception) -> str:
@@ -439,6 +473,11 @@ class _Builder:
         w = weight.mantissa
         if w.ndim != 2 or w.shape[0] != t.shape[-1] or len(t.shape) != 1:
             raise BadInput(f"node {node.name}: weight shape {w.shape} does not fit input shape {t.shape}")
+        if w.shape[1] > MAX_UNITS or w.size > MAX_WEIGHTS:
+            raise BadInput(
+                f"node {node.name}: {w.shape[0]} x {w.shape[1]} weights; a layer may have at most {MAX_UNITS:,} "
+                f"outputs and {MAX_WEIGHTS:,} weights"
+            )
         b, b_type, acc, value = self.accumulate(node, v, t, w, weight, bias)
         dense = Dense(node.name, t.name, node.output[0], (w.shape[1],), t.type, w, weight.type, b, b_type, acc)
         self.values[node.output[0]] = replace(value, tensor=self.emit(dense))
@@ -693,10 +732,34 @@ HANDLERS = {
 }  # one handler per op type of the lowered graph
 
 
+def _in_user_names(model, message: str) -> str:
+    """``message`` with every node named as the user's file names it; a node qonnx made is said to be
+    qonnx's, next to the user's node it came with."""
+    names = {n.name: next((p.value for p in n.metadata_props if p.key == USER_NAME), None) for n in model.graph.node}
+
+    def user(m: re.Match) -> str:
+        name = m.group(1)
+        if names.get(name):
+            return f"node {names[name]}"
+        node = next((n for n in model.graph.node if n.name == name), None)
+        if node is None:
+            return m.group(0)
+        near = [c for o in node.output for c in model.find_consumers(o) or []]
+        near += [p for i in node.input if (p := model.find_producer(i)) is not None]
+        beside = next((f", beside node {names[n.name]} ({n.op_type})" for n in near if names.get(n.name)), "")
+        return f"node {name} (made by qonnx's cleanup{beside})"
+
+    return QONNX_NAME.sub(user, message)
+
+
 def network_from_qonnx(path: Path, input_type: FixedType | None = None) -> Network:
-    """Read a QONNX file into the exact IR; ``input_type`` is used only if the model has no input Quant."""
+    """Read a QONNX file into the exact IR; ``input_type`` is used only if the model has no input Quant.
+    Errors name the nodes as the user's file does."""
     model = load_qonnx(path)
-    b = _Builder(model, input_type)
-    for node in model.graph.node:
-        b.visit(node)
-    return b.finish()
+    try:
+        b = _Builder(model, input_type)
+        for node in model.graph.node:
+            b.visit(node)
+        return b.finish()
+    except BadInput as e:
+        raise BadInput(_in_user_names(model, str(e))) from None

@@ -22,6 +22,9 @@ from fpga_mpq.errors import BadInput
 from fpga_mpq.ir.quant_nodes import QuantParams
 from fpga_mpq.ir.types import FixedType, type_for_range
 
+MAX_UNITS = 65_536  # outputs of one layer, from a spec or a model file
+MAX_WEIGHTS = 2**24  # weights of one layer (64 MB of float32; training keeps a few copies)
+
 
 @dataclass(frozen=True)
 class Tensor:

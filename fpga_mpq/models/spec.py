@@ -32,12 +32,11 @@ from pathlib import Path
 import yaml
 
 from fpga_mpq.errors import BadInput, shown
+from fpga_mpq.ir.network import MAX_UNITS, MAX_WEIGHTS
 
 MIN_BITS, MAX_BITS = 1, 32
 # A fully parallel layer this wide is far beyond any FPGA; the cap stops a typo (units: 100000000)
 # from allocating gigabytes of weights before anything else can complain.
-MAX_UNITS = 65_536
-MAX_WEIGHTS = 2**24  # between two spec layers (64 MB of float32; training keeps a few copies)
 MAX_KERNEL = 15
 BUILTIN_DATA = ("digits", "fashion", "digits-quality", "fashion-quality")
 _TOP_KEYS = {"input", "layers", "data", "training"}

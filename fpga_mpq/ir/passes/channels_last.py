@@ -85,6 +85,7 @@ class ReduceMeanToGlobalPool:
             new = helper.make_node(
                 "GlobalAveragePool", [first.input[0]], list(node.output), name=node.name, domain=CHANNELS_LAST
             )
+            new.metadata_props.extend(node.metadata_props)  # the user's name of the node
             nodes.remove(node)
             nodes.remove(first)
             nodes.insert(index, new)

@@ -21,6 +21,7 @@ class MatMulToGemm:
             if shape is None or len(shape) != 2:
                 continue  # left for the builder to name
             gemm = helper.make_node("Gemm", list(node.input), list(node.output), name=node.name)
+            gemm.metadata_props.extend(node.metadata_props)  # the user's name of the node
             model.graph.node.remove(node)
             model.graph.node.insert(idx, gemm)  # in place: the graph stays in topological order
             changed = True
