@@ -296,7 +296,7 @@ MODELS = {
     ),
     "empty file": (lambda zoo, p: p.write_bytes(b""), ["bad.onnx"], "bad.onnx is empty"),
     "a directory": (lambda zoo, p: p.mkdir(), ["bad.onnx"], "bad.onnx is a directory"),
-    "external data missing": (_external_data(None), ["bad.onnx"], "'bad.onnx.data', which is not a file beside the model"),
+    "external data missing": (_external_data(None), ["bad.onnx"], "which is not a file beside the model"),
     "external data cut short": (
         _external_data(100),
         ["bad.onnx", "bad.onnx.data"],
