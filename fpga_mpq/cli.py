@@ -1,7 +1,8 @@
 """``fpga-mpq <command>``: a thin shell over ``fpga_mpq.api``.
 
 Exit codes: 0 ok, 1 verification failed, 2 bad input, 3 internal error (a bug), 130 / 143
-interrupted by SIGINT / SIGTERM. With ``--json`` the last line of stdout is one JSON object.
+interrupted by SIGINT / SIGTERM, 141 the reader of stdout left (SIGPIPE). With ``--json`` the last line
+of stdout is one JSON object.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ RANDOM_HELP = "N random inputs across the input type's range instead of the test
 INPUT_TYPE_HELP = (
     "hardware input type, e.g. ap_ufixed<8,0>, when the model has no input Quant (default: from the model)"
 )
+MAX_ERROR = 600  # characters of an error line: a value is summarised, never printed whole
 EXAMPLES = {
     "train": "fpga-mpq train --spec specs/digits_cnn.yaml -o out/cnn.pt",
     "export": "fpga-mpq export out/cnn.pt -o out/cnn.onnx",
@@ -434,9 +436,15 @@ def _on_sigterm(signum: int, frame: object) -> None:
 def _fail(a: argparse.Namespace, what: str, message: str, code: int) -> int:
     """One line on stderr, whatever the message holds (a path may contain a newline)."""
     line = message.replace("\r", "\\r").replace("\n", "\\n")
-    print(f"fpga-mpq {a.command}: {what}: {line}", file=sys.stderr)
-    if a.json:
-        print(json.dumps({"error": message, "exit": code}))
+    if len(line) > MAX_ERROR:
+        line = line[: MAX_ERROR - 3] + "..."
+    try:
+        print(f"fpga-mpq {a.command}: {what}: {line}", file=sys.stderr)
+        if a.json:
+            print(json.dumps({"error": message[:MAX_ERROR], "exit": code}))
+        sys.stdout.flush()
+    except OSError:  # stdout or stderr closed or full: the exit code still tells
+        _silence_stdout()
     return code
 
 
@@ -445,10 +453,20 @@ def main(argv: list[str] | None = None) -> int:
     a, unknown = parser.parse_known_args(argv)
     if unknown:  # named with its command, like every other usage error
         parser.exit(2, f"fpga-mpq {a.command}: error: unrecognized arguments: {' '.join(unknown)}\n")
-    # qonnx warns on every load of a FINN-era model; the user can do nothing about it
-    warnings.filterwarnings("ignore", message="Some old-style domain attributes")
-    warnings.filterwarnings("ignore", message="fast_hadamard_transform package not found")
-    warnings.filterwarnings("ignore", message="Could not find weight initializer")  # qonnx, on quantized weights
+    with warnings.catch_warnings():
+        # Every warning comes from a library (qonnx on FINN-era models, Brevitas' optional kernels and
+        # deprecations): the tool says what is wrong with the user's input as an error. PYTHONWARNINGS=error
+        # must not turn them into failures either; FPGA_MPQ_DEBUG=1 shows them.
+        if not os.environ.get("FPGA_MPQ_DEBUG"):
+            warnings.simplefilter("ignore")
+        return _main(a)
+
+
+def _main(a: argparse.Namespace) -> int:
+    try:
+        os.getcwd()  # relative paths, and libraries loaded after this (MKL), need the current folder
+    except FileNotFoundError:
+        return _fail(a, "error", "the current folder no longer exists (deleted?): cd into one that does", 2)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     _TERMINATED.clear()
@@ -458,8 +476,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(a, "error", str(e), 2)
     except VerificationFailed as e:
         return _fail(a, "verification failed", str(e), 1)
-    except OSError as e:  # a path the system refuses (too long, no permission, a loop of links)
-        where = f": {e.filename}" if e.filename else ""
+    except OSError as e:  # a path the system refuses (too long, no permission, a loop of links), a full disk
+        path = e.filename or getattr(a, "out", None)
+        where = f": {e.filename}" if e.filename else f" (writing {path})" if path else ""
         return _fail(a, "error", f"{e.strerror or type(e).__name__}{where}", 2)
     except KeyboardInterrupt:
         sig = "SIGTERM" if _TERMINATED.is_set() else "SIGINT"
@@ -473,10 +492,37 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
-    _print_table(a.command, summary)
-    if a.json:
-        print(json.dumps(summary))
+    return _print_summary(a, summary)
+
+
+def _print_summary(a: argparse.Namespace, summary: dict) -> int:
+    """The summary on stdout. A reader that left (``| head``) is no failure of the command: exit 141
+    (SIGPIPE's, as a shell reports it) with nothing more; a stdout that cannot be written (a full
+    disk) is one error line, exit 2. The outputs on disk are complete either way."""
+    try:
+        _print_table(a.command, summary)
+        if a.json:
+            print(json.dumps(summary))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        return 128 + signal.SIGPIPE
+    except OSError as e:
+        _silence_stdout()
+        print(f"fpga-mpq {a.command}: error: cannot write the summary to stdout ({e.strerror})", file=sys.stderr)
+        return 2
     return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so Python's flush at exit finds nothing left to fail on."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor behind sys.stdout (a test's capture)
+        pass
+    finally:
+        os.close(devnull)
 
 
 if __name__ == "__main__":

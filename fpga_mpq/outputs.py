@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import json
 import os
 import re
@@ -31,6 +32,7 @@ from fpga_mpq.errors import BadInput
 MARKER = ".fpga_mpq-output"
 _SCRATCH = ".fpga_mpq-tmp"
 _RENAME_EXCHANGE = 2  # renameat2 flag: swap two paths atomically
+_LONG_NAME = 200  # bytes of a target's name kept in its scratch name (which adds up to 46)
 
 
 @dataclass(frozen=True)
@@ -202,8 +204,19 @@ def _scratch(out: Output, mkdir: bool) -> Iterator[Path]:
         _remove(tmp)
 
 
+def _scratch_stem(name: str) -> str:
+    """The target's name as its scratch paths begin: a long name is cut and told apart by a hash,
+    so the scratch name stays within the 255 bytes a file name may have wherever the target fits."""
+    if len(os.fsencode(name)) <= _LONG_NAME:
+        return name
+    stem = name
+    while len(os.fsencode(stem)) > _LONG_NAME - 13:  # whole characters, never half of one
+        stem = stem[:-1]
+    return stem + "~" + hashlib.sha256(os.fsencode(name)).hexdigest()[:12]
+
+
 def _scratch_path(folder: Path, name: str) -> Path:
-    return folder / f".{name}{_SCRATCH}-{os.getpid()}-{secrets.token_hex(4)}"
+    return folder / f".{_scratch_stem(name)}{_SCRATCH}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def _make_parents(folder: Path) -> list[Path]:
@@ -219,7 +232,7 @@ def _make_parents(folder: Path) -> list[Path]:
 
 def _sweep_stale(target: Path) -> None:
     """Remove scratch paths for ``target`` left by processes that no longer run (e.g. SIGKILL)."""
-    pattern = re.compile(rf"\.{re.escape(target.name)}{_SCRATCH}-(\d+)-[0-9a-f]{{8}}")
+    pattern = re.compile(rf"\.{re.escape(_scratch_stem(target.name))}{_SCRATCH}-(\d+)-[0-9a-f]{{8}}")
     for p in target.parent.iterdir():
         m = pattern.fullmatch(p.name)
         if m and not alive(int(m.group(1))):

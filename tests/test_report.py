@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fpga_mpq.errors import BadInput
-from fpga_mpq.report import MARK, write_report
+from fpga_mpq.report import is_report, write_report
 
 GROUPS = ("layers[0].weight", "layers[1].weight", "layers[2].weight", "input", "layers[0].act", "layers[1].act")
 SPEC = {
@@ -142,6 +142,16 @@ def csim(mismatches: int) -> dict:
     return {"samples": 200, "outputs": 2000, "mismatches": mismatches, "first_mismatch": first}
 
 
+def hls_project(prj: Path) -> dict:
+    """The files a C simulation's record is bound to; returns the record's digest entry."""
+    from fpga_mpq.sim.csim import project_digest
+
+    for name in ("Makefile", "tb/tb.cpp", "firmware/mpq_top.cpp"):
+        (prj / name).parent.mkdir(parents=True, exist_ok=True)
+        (prj / name).write_text(f"// {name}\n")
+    return {"project_digest": project_digest(prj)}
+
+
 @pytest.fixture
 def outputs(tmp_path: Path) -> dict[str, Path]:
     """A folder of each kind, as the commands lay them out."""
@@ -149,9 +159,10 @@ def outputs(tmp_path: Path) -> dict[str, Path]:
     ptq_search(d["ptq"])
     dqmq_search(d["dqmq"])
     flow = {"accuracy_float": 0.78, "accuracy_quant": 0.87, "accuracy_hardware": 0.87}
-    flow |= {"outputs_differing_from_brevitas": 0, "spec": SPEC, "csim": csim(0) | {"samples": 360}}
+    digest = hls_project(d["flow"] / "hls")
+    flow |= {"outputs_differing_from_brevitas": 0, "spec": SPEC, "csim": csim(0) | {"samples": 360} | digest}
     write(d["flow"] / "report" / "flow.json", flow | {"project": "hls", "onnx": "model.onnx"})
-    write(d["flow"] / "hls" / "report" / "csim.json", {"status": "mismatch"} | csim(17) | {"layers": None})
+    write(d["flow"] / "hls" / "report" / "csim.json", {"status": "mismatch"} | csim(17) | {"layers": None} | digest)
     write(d["flow"] / "hls" / "report" / "estimate.json", estimate(12345))
     write(d["estimate"] / "estimate.json", estimate(33030))
     rtlsim = csim(0) | {"latency_cycles": 7, "ii": 1, "compared_layer": "Quant_9", "compared_tensor": "global_out"}
@@ -237,7 +248,7 @@ def test_existing_file_not_written_by_report_is_kept(outputs, tmp_path):
     out = tmp_path / "report.html"
     write_report([outputs["estimate"]], out)
     write_report([outputs["rtl"]], out)  # a page this tool wrote is replaced
-    assert MARK in out.read_text() and "RTL simulation" in out.read_text()
+    assert is_report(out) and "RTL simulation" in out.read_text()
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["notes.html", "report.html"]
 
 

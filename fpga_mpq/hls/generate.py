@@ -116,6 +116,18 @@ def _layer_context(net: Network, cfg: HlsConfig) -> tuple[list[dict], dict | Non
     return ctx, input_clone
 
 
+def _check_rounding_reach(layer: Activation) -> None:
+    """ap_types rounds by reading the input bit just below the output's last bit; when even the input's
+    top bit lies below that one (a tiny scale, e.g. 2**-60), its C simulation aborts on an assertion
+    instead. Every such value rounds to zero: the quantizer is a mistake, refused here by name."""
+    if layer.out.rounding is not Rounding.TRN and layer.in_type.int_bits + layer.out.frac < 0:
+        raise BadInput(
+            f"layer {layer.name}: rounds {to_ap(layer.in_type)} to {to_ap(layer.out)}, whose last bit lies above "
+            "every bit of its input (all values become 0; ap_types' C simulation cannot compute it): the scales of "
+            "the quantizers before it are too small for their bit widths"
+        )
+
+
 def _kind_context(layer, in_shape: tuple[int, ...], cfg: HlsConfig) -> dict:
     """What one layer kind adds to its context: the op, its types and its sizes."""
     match layer:
@@ -146,6 +158,7 @@ def _kind_context(layer, in_shape: tuple[int, ...], cfg: HlsConfig) -> dict:
                 "n_chan": layer.thresholds.shape[0],
             }
         case Activation():
+            _check_rounding_reach(layer)
             return {
                 "kind": "activation",
                 "op": "ReLU + quantize" if layer.relu else "quantize",

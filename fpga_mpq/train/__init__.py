@@ -211,7 +211,7 @@ def _read_checkpoint(path: Path) -> dict:
         raise BadInput(f"checkpoint {path}: state_dict must map names to tensors")
     for name, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise BadInput(f"checkpoint {path}: {shown(name)} holds NaN or infinite values")
+            raise BadInput(f"checkpoint {path}: {str(name)[:80]} holds NaN or infinite values")
     for key in ("accuracy_float", "accuracy_quant"):
         if not isinstance(ck.get(key), float):
             raise BadInput(f"checkpoint {path}: {key} = {shown(ck.get(key))} must be a number")
