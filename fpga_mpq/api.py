@@ -70,9 +70,16 @@ def export(checkpoint: Path, out: Path, data: Path | str | None = None, force: b
 
     They must be equal, except where the model has BatchNorm: PyTorch and onnxruntime compute it in
     float32 with different operation orders, so a value on a quantizer's boundary can round either
-    way. That count is reported, never hidden; the hardware is checked against the QONNX graph.
+    way, in at most 1 % of the samples. That count is reported, never hidden; the hardware is checked
+    against the QONNX graph.
     """
-    from fpga_mpq.export import compare_qonnx_with_brevitas, export_qonnx_file, has_batchnorm, is_exported_onnx
+    from fpga_mpq.export import (
+        check_batchnorm_ties,
+        compare_qonnx_with_brevitas,
+        export_qonnx_file,
+        has_batchnorm,
+        is_exported_onnx,
+    )
     from fpga_mpq.train import load_checkpoint
 
     target = check_output(out, [checkpoint, _file(data)], force, owned=is_exported_onnx)
@@ -83,13 +90,16 @@ def export(checkpoint: Path, out: Path, data: Path | str | None = None, force: b
     with atomic_file(target) as tmp:
         export_qonnx_file(model, model.input_shape, tmp)
         got, differ = compare_qonnx_with_brevitas(model, tmp, split.x_test)
-        if differ and not has_batchnorm(model):
-            raise VerificationFailed(f"QONNX execution differs from Brevitas in {differ} of {got.size} outputs")
+        if differ.any() and not has_batchnorm(model):
+            raise VerificationFailed(
+                f"QONNX execution differs from Brevitas in {int(differ.sum())} of {got.size} outputs"
+            )
+        check_batchnorm_ties(differ)
     return {
         "onnx": str(out),
         "samples": len(split.x_test),
-        "qonnx_equals_brevitas": differ == 0,
-        "outputs_differing_from_brevitas": differ,
+        "qonnx_equals_brevitas": not differ.any(),
+        "outputs_differing_from_brevitas": int(differ.sum()),
     }
 
 
@@ -468,7 +478,7 @@ def flow(
         t = time.perf_counter()
         net = _load_network(tmp / "model.onnx", None)
         test = load_split(data)
-        hardware = _check_golden_equals_qonnx(net, tmp / "model.onnx", test.x_test)
+        hardware, inexact = _check_golden_equals_qonnx(net, tmp / "model.onnx", test.x_test)
         seconds["ir_golden"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -484,6 +494,7 @@ def flow(
             "accuracy_quant": trained["accuracy_quant"],
             "accuracy_hardware": float((hardware.argmax(axis=1) == test.y_test).mean()),
             "outputs_differing_from_brevitas": exported["outputs_differing_from_brevitas"],
+            "outputs_one_step_off_in_qonnx_float32": inexact,
             "spec": trained["spec"],
             "csim": sim,
             "project": str(Path(out) / "hls"),
@@ -495,15 +506,33 @@ def flow(
     return summary
 
 
-def _check_golden_equals_qonnx(net: Network, onnx_path: Path, x: np.ndarray) -> np.ndarray:
-    """The golden model's outputs, which must equal qonnx's bit for bit."""
+def _check_golden_equals_qonnx(net: Network, onnx_path: Path, x: np.ndarray) -> tuple[np.ndarray, int]:
+    """The golden model's outputs, which must equal qonnx's bit for bit, and how many outputs were
+    excused: qonnx computes in float32, which is exact only while every tensor fits its 24-bit
+    mantissa. Past that (16-bit weights and activations), an output of the last fixed-point tensor
+    may be one step off in qonnx, never more; any other difference fails."""
     from fpga_mpq.export import execute_qonnx
+    from fpga_mpq.ir.tabulate import FLOAT32_EXACT_BITS
 
     ref = execute_qonnx(onnx_path, x)
-    got = run(net, x).output.astype(np.float32)
-    if not np.array_equal(ref, got):
-        raise VerificationFailed(f"golden model differs from QONNX in {int((ref != got).sum())} outputs")
-    return got
+    trace = run(net, x)
+    got = trace.output.astype(np.float32)
+    differ = ref != got
+    if not differ.any():
+        return got, 0
+    widest = max((la for la in net.layers), key=lambda la: la.out.width)
+    inexact = widest.out.width > FLOAT32_EXACT_BITS
+    step = 2.0 ** -trace.fracs[trace.last]
+    plain = trace.softmax is None and trace.postprocessed is None  # the output is the last tensor's values
+    if inexact and plain and np.all(np.abs(ref.astype(np.float64) - got)[differ] <= step):
+        return got, int(differ.sum())
+    why = (
+        f" (qonnx's float32 reference is not exact here: layer {widest.name} carries {widest.out.width} bits, "
+        f"float32 {FLOAT32_EXACT_BITS}; but some outputs differ by more than one step)"
+        if inexact
+        else ""
+    )
+    raise VerificationFailed(f"golden model differs from QONNX in {int(differ.sum())} outputs{why}")
 
 
 def flow_deployment(
@@ -548,7 +577,7 @@ def flow_deployment(
             folder.mkdir()
             exported = export(checkpoint, folder / "model.onnx", data)
             net = _load_network(folder / "model.onnx", None)
-            hw = _check_golden_equals_qonnx(net, folder / "model.onnx", split.x_test)  # every input, for routing
+            hw, _ = _check_golden_equals_qonnx(net, folder / "model.onnx", split.x_test)  # every input, for routing
             generate(folder / "model.onnx", folder / "hls", cfg)
             result = csim_project(folder / "hls", net, split.x_test[pick], project_digest(folder / "hls"))
             if not result.ok:

@@ -89,10 +89,10 @@ def test_bad_candidates_are_rejected(bad):
         check_candidates(bad)
 
 
-def test_one_bit_candidate_is_for_activations_only():
-    ladders = check_candidates([1, 2, 4])
-    groups = {g.name: g for g in widths_of(DEFAULT_SPEC).groups}
-    assert ladders.weights == (2, 4) and ladders.acts == (1, 2, 4) and ladders.of(groups["input"]) == (1, 2, 4)
+def test_a_one_bit_candidate_is_refused_because_brevitas_exports_it_bipolar():
+    with pytest.raises(BadInput, match="bipolar"):
+        check_candidates([1, 2, 4])
+    assert check_candidates([4, 2, 4]).bits == (2, 4)
 
 
 @pytest.mark.parametrize(
@@ -193,12 +193,12 @@ def test_bias_correction_removes_the_mean_output_error_of_weight_rounding(split)
 
 
 def test_uniform_puts_every_group_at_one_width_and_the_input_is_searched():
-    ladders = check_candidates([1, 2, 4])
-    assert ladders.uniform(DEFAULT_SPEC, 1) == _mlp((2, 2, 2), (1, 1, 1))
+    ladders = check_candidates([2, 4])
+    assert ladders.uniform(DEFAULT_SPEC, 1) == _mlp((2, 2, 2), (2, 2, 2))
     spec = apply_widths(DEFAULT_SPEC, ladders.uniform(DEFAULT_SPEC, 4))
     assert spec.input_bits == 4 and [la.act_bits for la in spec.layers] == [4, 4, DEFAULT_SPEC.layers[-1].act_bits]
     assert widths_of(spec) == _mlp((4, 4, 4), (4, 4, 4))
-    assert ladders.cheapest(replace(DEFAULT_SPEC, input_signed=True)).bits == (2, 2, 2, 2, 1, 1)
+    assert ladders.cheapest(replace(DEFAULT_SPEC, input_signed=True)).bits == (2,) * 6
 
 
 def test_sdq_cost_table_equals_the_cost_model_on_the_brevitas_model(split):

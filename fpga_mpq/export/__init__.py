@@ -80,8 +80,8 @@ def execute_qonnx(path: Path, x: np.ndarray, tensor: str | None = None) -> np.nd
 SUM_ORDER_TOLERANCE = 2.0**-16
 
 
-def compare_qonnx_with_brevitas(model: torch.nn.Module, path: Path, x: np.ndarray) -> tuple[np.ndarray, int]:
-    """Run both on ``x``; returns the QONNX outputs and how many outputs differ from Brevitas by more
+def compare_qonnx_with_brevitas(model: torch.nn.Module, path: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Run both on ``x``; returns the QONNX outputs and which outputs differ from Brevitas by more
     than float32 summation order (``SUM_ORDER_TOLERANCE`` of the output column's magnitude)."""
     model.eval()
     with torch.no_grad():
@@ -93,7 +93,7 @@ def compare_qonnx_with_brevitas(model: torch.nn.Module, path: Path, x: np.ndarra
         ).reshape(len(x), -1)
     got = execute_qonnx(path, x.reshape(len(x), -1))
     scale = np.maximum(np.abs(ref).max(axis=0), np.finfo(np.float32).tiny)
-    return got, int((np.abs(ref - got) > SUM_ORDER_TOLERANCE * scale).sum())
+    return got, np.abs(ref - got) > SUM_ORDER_TOLERANCE * scale
 
 
 def has_batchnorm(model: torch.nn.Module) -> bool:
@@ -102,7 +102,25 @@ def has_batchnorm(model: torch.nn.Module) -> bool:
 
 def check_qonnx_equals_brevitas(model: torch.nn.Module, path: Path, x: np.ndarray) -> np.ndarray:
     """Run both on ``x``; any difference is a verification failure. Returns the QONNX outputs."""
-    got, bad = compare_qonnx_with_brevitas(model, path, x)
-    if bad:
-        raise VerificationFailed(f"QONNX execution differs from Brevitas in {bad} of {got.size} outputs")
+    got, differ = compare_qonnx_with_brevitas(model, path, x)
+    if differ.any():
+        raise VerificationFailed(f"QONNX execution differs from Brevitas in {int(differ.sum())} of {got.size} outputs")
     return got
+
+
+# With BatchNorm, PyTorch and onnxruntime compute in float32 in different orders: a value on a
+# quantizer's boundary can round either way, in a rare sample. More than this share of the samples
+# differing is a real mismatch, never excused.
+BATCHNORM_TIE_SHARE = 0.01
+
+
+def check_batchnorm_ties(differ: np.ndarray) -> None:
+    """Differences a BatchNorm's float32 ties explain: in at most ``BATCHNORM_TIE_SHARE`` of the
+    samples (one at least); else a ``VerificationFailed``."""
+    rows = int(differ.any(axis=1).sum())
+    if rows > max(1, BATCHNORM_TIE_SHARE * len(differ)):
+        raise VerificationFailed(
+            f"QONNX execution differs from Brevitas in {int(differ.sum())} of {differ.size} outputs ({rows} of "
+            f"{len(differ)} samples): more than the {100 * BATCHNORM_TIE_SHARE:g} % of samples that float32 ties "
+            "in a BatchNorm explain"
+        )

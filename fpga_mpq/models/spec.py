@@ -34,7 +34,8 @@ import yaml
 from fpga_mpq.errors import BadInput, shown
 from fpga_mpq.ir.network import MAX_UNITS, MAX_WEIGHTS
 
-MIN_BITS, MAX_BITS = 1, 32
+# 2 at least: Brevitas exports a 1-bit quantizer as a bipolar one (+-scale), not the 0 / scale it trains
+MIN_BITS, MAX_BITS = 2, 32
 # A fully parallel layer this wide is far beyond any FPGA; the cap stops a typo (units: 100000000)
 # from allocating gigabytes of weights before anything else can complain.
 MAX_KERNEL = 15
@@ -199,7 +200,10 @@ DEFAULT_SPEC = Spec(
 
 def _bits(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not MIN_BITS <= value <= MAX_BITS:
-        raise BadInput(f"spec: {where} = {shown(value)} is not a bit-width in {MIN_BITS}..{MAX_BITS}")
+        raise BadInput(
+            f"spec: {where} = {shown(value)} is not a bit-width in {MIN_BITS}..{MAX_BITS}"
+            + (" (Brevitas exports a 1-bit quantizer as a bipolar one, never exact)" if value == 1 else "")
+        )
     return value
 
 

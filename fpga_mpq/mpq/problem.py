@@ -19,32 +19,27 @@ from fpga_mpq.models.spec import Spec
 from fpga_mpq.mpq.confidence import CONFIDENCE, drop_bound
 from fpga_mpq.mpq.cost import BUDGET_METRICS, CostModel
 from fpga_mpq.mpq.front import Point
-from fpga_mpq.mpq.widths import Group, Widths, widths_of
+from fpga_mpq.mpq.widths import Widths, widths_of
 from fpga_mpq.train import TrainConfig, correct
 
 if TYPE_CHECKING:
     from fpga_mpq.mpq.dqmq import Deployment
 
-MIN_CANDIDATE, MAX_CANDIDATE = 1, 16
-WEIGHT_MIN_BITS = 2  # a narrow-range signed 1-bit weight has only the level 0
+# 1 bit is no candidate: Brevitas exports a 1-bit quantizer as a bipolar one (+-scale), not the 0 / scale
+# (or the lone 0 of a narrow signed one) it trains with, so no 1-bit design is exact
+MIN_CANDIDATE, MAX_CANDIDATE = 2, 16
 
 
 @dataclass(frozen=True)
 class Ladders:
-    """Allowed widths per group, ascending. Weights drop the 1-bit candidate (a narrow signed 1-bit
-    weight has only the level 0); so does every signed activation quantizer (the network input when
-    signed, a residual Add's), as the search always did for a signed input."""
+    """The allowed widths of every group, ascending."""
 
-    weights: tuple[int, ...]
-    acts: tuple[int, ...]
-
-    def of(self, g: Group) -> tuple[int, ...]:
-        return self.weights if g.kind == "weight" or g.signed else self.acts
+    bits: tuple[int, ...]
 
     def uniform(self, spec: Spec, bits: int) -> Widths:
         """Every group at ``bits`` (or at its lowest rung when ``bits`` is below it)."""
         template = widths_of(spec)
-        return replace(template, bits=tuple(max(bits, self.of(g)[0]) for g in template.groups))
+        return replace(template, bits=(max(bits, self.bits[0]),) * len(template.groups))
 
     def widest(self, spec: Spec) -> Widths:
         return self._all(spec, -1)
@@ -54,7 +49,7 @@ class Ladders:
 
     def _all(self, spec: Spec, rung: int) -> Widths:
         template = widths_of(spec)
-        return replace(template, bits=tuple(self.of(g)[rung] for g in template.groups))
+        return replace(template, bits=(self.bits[rung],) * len(template.groups))
 
 
 def check_candidates(candidates: tuple[int, ...] | list[int]) -> Ladders:
@@ -64,12 +59,11 @@ def check_candidates(candidates: tuple[int, ...] | list[int]) -> Ladders:
         raise BadInput("--candidates: needs at least one bit-width")
     for c in cands:
         if isinstance(c, bool) or not isinstance(c, int) or not MIN_CANDIDATE <= c <= MAX_CANDIDATE:
-            raise BadInput(f"--candidates: {c!r} is not a bit-width in {MIN_CANDIDATE}..{MAX_CANDIDATE}")
-    acts = tuple(sorted(set(cands)))
-    weights = tuple(c for c in acts if c >= WEIGHT_MIN_BITS)
-    if not weights:
-        raise BadInput(f"--candidates: weights need at least {WEIGHT_MIN_BITS} bits, got only {list(acts)}")
-    return Ladders(weights, acts)
+            raise BadInput(
+                f"--candidates: {c!r} is not a bit-width in {MIN_CANDIDATE}..{MAX_CANDIDATE}"
+                + (" (Brevitas exports a 1-bit quantizer as a bipolar one: never exact)" if c == 1 else "")
+            )
+    return Ladders(tuple(sorted(set(cands))))
 
 
 @dataclass(frozen=True)

@@ -138,13 +138,13 @@ def _front_path(problem: Problem, ev: _Evaluator, metric: str) -> tuple[list[Wid
     base = ladders.widest(problem.spec)
     groups = base.groups
     base_sqnr = ev.sqnr(base)
-    sens = {(g, c): ev.sqnr(base.set(g, c)) for g in groups for c in ladders.of(g)[:-1]}
-    score = {(g, ladders.of(g)[-1]): base_sqnr for g in groups} | sens
+    sens = {(g, c): ev.sqnr(base.set(g, c)) for g in groups for c in ladders.bits[:-1]}
+    score = {(g, ladders.bits[-1]): base_sqnr for g in groups} | sens
     path, cur, moves = [base], base, []
     while True:
         options = []
         for k, g in enumerate(groups):
-            lower = [c for c in ladders.of(g) if c < cur.get(g)]
+            lower = [c for c in ladders.bits if c < cur.get(g)]
             if not lower:
                 continue
             nxt = cur.set(g, lower[-1])
@@ -229,7 +229,7 @@ def run(
     front = [point(i) for i in range(len(path))]
     peers = [
         ev.point(problem.ladders.uniform(problem.spec, b), f"uniform ptq {b}", "uniform ptq")
-        for b in problem.ladders.acts
+        for b in problem.ladders.bits
     ]
     if not feasible:
         reason = _infeasible(front, target, metric, problem, judged(0))

@@ -198,7 +198,7 @@ def search(
     reference = uniform_front or []
     if result is None:
         t = time.perf_counter()
-        widths = [] if method != "uniform" and uniform_front is not None else list(ladders.acts)
+        widths = [] if method != "uniform" and uniform_front is not None else list(ladders.bits)
         jobs = ([] if method == "uniform" else [method]) + widths
         names = [method if job == method else f"uniform {job}" for job in jobs]
         done = runner.map(_job, (problem, target, method_options), jobs, names, f"search {method}")

@@ -29,4 +29,4 @@ def choose(pairs: list[tuple[Point, QuantNet]], problem: Problem, target: Target
 
 def run(problem: Problem, target: Target) -> MethodResult:
     """Every candidate width in turn (``search`` runs the same widths as parallel tasks instead)."""
-    return choose([train_width(problem, bits) for bits in problem.ladders.acts], problem, target)
+    return choose([train_width(problem, bits) for bits in problem.ladders.bits], problem, target)
