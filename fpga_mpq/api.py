@@ -551,14 +551,14 @@ def flow_deployment(
     from fpga_mpq.train import load_checkpoint
 
     dep = load_deployment(Path(deployment))
+    named = [lv.checkpoint for lv in dep.levels] + [dep.estimator]  # inputs too: never inside the output
+    target = check_output(out, [dep.path, dep.path.parent, *named, _file(data)], force)
     classes = load_checkpoint(dep.estimator)[0].spec.layers[-1].units
     if classes != len(dep.levels):
         raise BadInput(
             f"deployment {dep.path}: its estimator ({dep.estimator}) tells {classes} classes apart, the deployment "
             f"has {len(dep.levels)} quality levels"
         )
-    named = [lv.checkpoint for lv in dep.levels] + [dep.estimator]  # inputs too: never inside the output
-    target = check_output(out, [dep.path, dep.path.parent, *named, _file(data)], force)
     data = data if data is not None else dep.data
     split = load_split(data)
     if not split.has_quality or split.levels != len(dep.levels):

@@ -65,7 +65,7 @@ EDITS = {
     ),
     "zero point": (lambda m: _set_init(m, "Quant_6_param2", 1.0), "non-zero zero point"),
     "softmax in the middle": (_softmax_in_the_middle, "Softmax is only supported as the last op"),
-    "dynamic shape": (_dynamic_batch, "static shape"),
+    "dynamic shape": (_dynamic_batch, "dimension 1 is not fixed"),
     "cycle": (_cycle, "the graph has a cycle through node"),
     "missing initializer": (_missing_initializer, "no_such_weight"),
     "two inputs": (_second_input, "one input and one output"),
