@@ -485,7 +485,7 @@ def _main(a: argparse.Namespace) -> int:
     except VerificationFailed as e:
         return _fail(a, "verification failed", str(e), 1)
     except OSError as e:  # a path the system refuses (too long, no permission, a loop of links), a full disk
-        path = e.filename or getattr(a, "out", None)
+        path = e.filename or getattr(a, "out", None) or getattr(a, "project", None)
         where = f": {e.filename}" if e.filename else f" (writing {path})" if path else ""
         return _fail(a, "error", f"{e.strerror or type(e).__name__}{where}", 2)
     except KeyboardInterrupt:

@@ -43,7 +43,11 @@ def test_a_deleted_header_fails_the_build_and_replaces_the_last_pass(project, ca
     (project / "firmware" / "parameters.h").unlink()
     code, err, report = _csim(project, capsys)
     assert code == 2 and len(err) == 1 and "did not compile" in err[0]
-    assert report == {"status": "build_failed", "log": "report/csim_build.log"}
+    assert report == {
+        "status": "build_failed",
+        "log": "report/csim_build.log",
+        "project_digest": report["project_digest"],
+    }
     assert "parameters.h" in (project / "report" / "csim_build.log").read_text()
 
 
@@ -83,3 +87,96 @@ def test_the_shared_precompiled_header_is_keyed_by_every_header_byte(project):
     header = project / "firmware" / "ap_types" / "ap_fixed.h"
     header.write_text(header.read_text() + "\n// edited\n")
     assert _key(project, "csim", _headers(project)) != key and _key(project, "trace", _headers(project)) != key
+
+
+# -- a result is bound to what was simulated (issue 22) ----------------------------------------
+
+
+def _report_checks(prj: Path, out: Path) -> str:
+    assert main(["report", str(prj), "-o", str(out)]) == 0
+    return out.read_text().split('<section id="verification">')[1]
+
+
+def test_a_project_generated_again_during_its_csim_records_nothing(project, zoo, capsys, monkeypatch):
+    """generate --force of another configuration lands while the old binary runs: the new project
+    was never simulated, so no verdict (and no log) of the old run may appear in it."""
+    import fpga_mpq.sim.csim as csim_module
+    from fpga_mpq import api
+    from fpga_mpq.hls.config import HlsConfig
+    from fpga_mpq.ir.types import parse_ap
+
+    real = csim_module.run_tool
+
+    def binary_then_regenerate(cmd, *args, **kw):
+        result = real(cmd, *args, **kw)
+        if "/build/csim-" in cmd[0]:
+            api.generate(zoo / "qkeras_jettagging.onnx", project, HlsConfig(clock_ns=4), parse_ap(JET[1]), force=True)
+        return result
+
+    monkeypatch.setattr(csim_module, "run_tool", binary_then_regenerate)
+    code, err = main(["csim", str(project), "--random", "500"]), capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "changed while it was simulated" in err[0]
+    assert json.loads((project / "fpga_mpq.json").read_text())["config"]["clock_ns"] == 4
+    assert not (project / "report" / "csim.json").exists() and not (project / "report" / "csim_run.log").exists()
+
+
+def test_a_linked_weights_folder_is_refused_and_the_earlier_pass_not_shown(project, tmp_path, capsys):
+    weights = project / "firmware" / "weights"
+    weights.rename(tmp_path / "elsewhere")
+    weights.symlink_to(tmp_path / "elsewhere")
+    code, err, _ = _csim(project, capsys)
+    assert code == 2 and len(err) == 1 and "firmware/weights is a symbolic link" in err[0]
+    checks = _report_checks(project, tmp_path / "r.html")
+    assert 'class="check pass"' not in checks and "not current" in checks
+
+
+def test_build_defines_are_part_of_the_binarys_key(project, capsys, monkeypatch):
+    before = {p.name for p in (project / "build").iterdir()}
+    monkeypatch.setenv("DEFINES", "-DMPQ_UNUSED_DEFINE")
+    assert _csim(project, capsys)[0] == 0
+    with_define = {p.name for p in (project / "build").iterdir()}
+    monkeypatch.delenv("DEFINES")
+    assert _csim(project, capsys)[0] == 0
+    assert with_define != before and {p.name for p in (project / "build").iterdir()} == before  # rebuilt
+
+
+def test_report_takes_the_verdict_from_the_counts_and_only_for_the_sources_on_disk(project, tmp_path, capsys):
+    assert 'class="check pass"' in _report_checks(project, tmp_path / "a.html")
+    record = project / "report" / "csim.json"
+    honest = record.read_text()
+    record.write_text(json.dumps(json.loads(honest) | {"mismatches": 7}))
+    assert "inconsistent: labelled passed" in _report_checks(project, tmp_path / "b.html")
+    record.write_text(honest)
+    (project / "firmware" / "parameters.h").write_text((project / "firmware" / "parameters.h").read_text() + "//\n")
+    checks = _report_checks(project, tmp_path / "c.html")
+    assert 'class="check pass"' not in checks and "not current: the project changed since this run" in checks
+
+
+def test_a_full_disk_during_the_build_of_edited_sources_leaves_no_pass(project, capsys, monkeypatch):
+    import errno
+
+    import fpga_mpq.sim.csim as csim_module
+
+    def full_disk(cmd, *args, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    (project / "firmware" / "parameters.h").write_text((project / "firmware" / "parameters.h").read_text() + "//\n")
+    monkeypatch.setattr(csim_module, "run_tool", full_disk)
+    code = main(["csim", str(project), "--random", "500"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"fpga-mpq csim: error: No space left on device (writing {project})"]
+    assert not (project / "report" / "csim.json").exists()  # the pass was for other sources
+
+
+@pytest.mark.parametrize("command", ["csim", "estimate"])
+def test_a_linked_report_folder_is_refused_and_nothing_written_through_it(project, tmp_path, capsys, command):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for p in (project / "report").iterdir():
+        p.unlink()
+    (project / "report").rmdir()
+    (project / "report").symlink_to(outside)
+    code = main([command, str(project)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "report is a symbolic link" in err[0]
+    assert list(outside.iterdir()) == []

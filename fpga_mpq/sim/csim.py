@@ -194,10 +194,26 @@ def _source_digest(prj: Path, variant: str) -> str:
     return _digest(prj, [prj / "Makefile", prj / "tb" / "tb.cpp", *_own_files(prj, "firmware")], variant.encode())
 
 
+def _check_layout(prj: Path) -> None:
+    """The files and folders a C simulation reads and writes: there, of their kind, and no links."""
+    needs = (("Makefile", "file"), ("tb/tb.cpp", "file"), ("tb", "folder"), ("firmware", "folder"))
+    for needed, kind in (*needs, ("build", "folder"), ("report", "folder")):
+        path = prj / needed
+        if path.is_symlink():
+            raise BadInput(
+                f"project {prj}: {needed} is a symbolic link; fpga_mpq reads and writes only inside the project"
+            )
+        if (needed, kind) in needs and not path.exists():
+            raise BadInput(f"project {prj} is incomplete: {needed} is missing; generate it again")
+        if path.exists() and path.is_dir() != (kind == "folder"):
+            raise BadInput(f"project {prj} is damaged: {needed} is not a {kind}; generate it again")
+
+
 def project_digest(prj: Path) -> str:
     """A hash of everything a verification of the project depends on: the build's sources and
     variables, the project's own model and configuration (every file at its top)."""
     prj = Path(prj)
+    _check_layout(prj)
     top = sorted(p for p in prj.iterdir() if p.is_symlink() or p.is_file())
     return _digest(prj, [*top, prj / "tb" / "tb.cpp", *_own_files(prj, "firmware")], b"project")
 
@@ -252,17 +268,7 @@ def build_testbench(prj: Path, trace_layers: bool = False, timeout: float = 900,
     replaces ``report/csim.json`` by the failure.
     """
     prj = Path(prj)
-    needs = (("Makefile", "file"), ("tb", "folder"), ("tb/tb.cpp", "file"), ("firmware", "folder"))
-    for needed, kind in (*needs, ("build", "folder"), ("report", "folder")):
-        path = prj / needed
-        if path.is_symlink():
-            raise BadInput(
-                f"project {prj}: {needed} is a symbolic link; fpga_mpq reads and writes only inside the project"
-            )
-        if (needed, kind) in needs and not path.exists():
-            raise BadInput(f"project {prj} is incomplete: {needed} is missing; generate it again")
-        if path.exists() and path.is_dir() != (kind == "folder"):
-            raise BadInput(f"project {prj} is damaged: {needed} is not a {kind}; generate it again")
+    _check_layout(prj)
     variant = "trace" if trace_layers else "csim"
     build = prj / "build"
     binary = build / f"{variant}-{_source_digest(prj, variant)}"
