@@ -63,11 +63,13 @@ bench: install
 	cd bench && ../$(BIN)/python bench_iso.py
 
 # Property tests with many more random networks (600 golden-vs-qonnx, 150 through C simulation),
-# 24 SIGKILL/SIGINT fault injections each into generate, flow and search, and every case of the Brevitas
-# zoo (golden == qonnx) and of its presets (C simulation).
+# 24 SIGKILL/SIGINT fault injections each into generate, flow and search, every case of the Brevitas
+# zoo (golden == qonnx) and of its presets (C simulation), and the hostile-input survey (231 crafted
+# ONNX files, external data, JSON reports, specs, checkpoints, links in projects, output names, streams).
 fuzz: install
 	MPQ_FUZZ=1 $(BIN)/pytest -q -n 2 tests/test_property.py hw_tests/test_property_csim.py hw_tests/test_fault_injection.py \
 		hw_tests/test_brevitas_presets.py tests/test_brevitas_zoo.py
+	$(BIN)/python hw_tests/hostile_survey.py
 
 # The long hardware tests: RTL simulation of the 784-input TFC zoo models, the residual MLP and the small CNN
 # (minutes of da4ml and Verilator build each), and the residual CNN in io_parallel.

@@ -149,6 +149,9 @@ def project_config(prj: Path) -> tuple[HlsConfig, FixedType | None]:
     """A generated project's HLS configuration and declared input type, from its metadata file."""
     prj = Path(prj)
     meta_path = prj / PROJECT_META
+    for own in (PROJECT_META, PROJECT_MODEL):  # read from the project, never from where a link leads
+        if (prj / own).is_symlink():
+            raise BadInput(f"project {prj}: {own} is a symbolic link; fpga_mpq reads only the project's own files")
     if not meta_path.is_file():
         raise BadInput(f"{prj} is not a fpga_mpq HLS project (no {PROJECT_META})")
     try:

@@ -449,7 +449,7 @@ def _fail(a: argparse.Namespace, what: str, message: str, code: int) -> int:
     try:
         print(f"fpga-mpq {a.command}: {what}: {line}", file=sys.stderr)
         if a.json:
-            print(json.dumps({"error": message[:MAX_ERROR], "exit": code}))
+            print(json.dumps({"error": message, "exit": code}))  # whole: a machine reads it
         sys.stdout.flush()
     except OSError:  # stdout or stderr closed or full: the exit code still tells
         _silence_stdout()
