@@ -103,9 +103,16 @@ def has_batchnorm(model: torch.nn.Module) -> bool:
 def check_qonnx_equals_brevitas(model: torch.nn.Module, path: Path, x: np.ndarray) -> np.ndarray:
     """Run both on ``x``; any difference is a verification failure. Returns the QONNX outputs."""
     got, differ = compare_qonnx_with_brevitas(model, path, x)
-    if differ.any():
-        raise VerificationFailed(f"QONNX execution differs from Brevitas in {int(differ.sum())} of {got.size} outputs")
+    require_equal(differ)
     return got
+
+
+def require_equal(differ: np.ndarray) -> None:
+    """No output may differ (:func:`compare_qonnx_with_brevitas`'s mask); else a ``VerificationFailed``."""
+    if differ.any():
+        raise VerificationFailed(
+            f"QONNX execution differs from Brevitas in {int(differ.sum())} of {differ.size} outputs"
+        )
 
 
 # With BatchNorm, PyTorch and onnxruntime compute in float32 in different orders: a value on a

@@ -179,12 +179,12 @@ def _check_input_shape(graph: onnx.GraphProto, path: Path) -> None:
         if not inp.type.HasField("tensor_type") or not inp.type.tensor_type.HasField("shape"):
             raise BadInput(f"model file {path}: input {inp.name[:80]} has no shape; export it with a fixed shape")
         dims = inp.type.tensor_type.shape.dim
-        shown = [d.dim_param or "?" if not d.dim_value else str(d.dim_value) for d in dims]
+        text = ", ".join(str(d.dim_value) if d.dim_value else (d.dim_param or "?") for d in dims)
         for k, d in enumerate(dims):
             if not d.dim_value:
                 what = "the batch dimension" if k == 0 else f"dimension {k}"
                 raise BadInput(
-                    f"model file {path}: input {inp.name[:80]} has shape [{', '.join(shown)[:120]}]: {what} is not "
+                    f"model file {path}: input {inp.name[:80]} has shape [{text[:120]}]: {what} is not "
                     "fixed; export it with a fixed shape (a batch of 1)"
                 )
 

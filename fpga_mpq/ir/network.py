@@ -22,7 +22,9 @@ from fpga_mpq.errors import BadInput
 from fpga_mpq.ir.quant_nodes import QuantParams
 from fpga_mpq.ir.types import FixedType, type_for_range
 
-MAX_UNITS = 65_536  # outputs of one layer, from a spec or a model file
+# A fully parallel layer this wide is far beyond any FPGA; the cap (for a spec or a model file) stops
+# a typo (units: 100000000) from allocating gigabytes of weights before anything else can complain.
+MAX_UNITS = 65_536  # outputs of one layer
 MAX_WEIGHTS = 2**24  # weights of one layer (64 MB of float32; training keeps a few copies)
 
 

@@ -36,8 +36,6 @@ from fpga_mpq.ir.network import MAX_UNITS, MAX_WEIGHTS
 
 # 2 at least: Brevitas exports a 1-bit quantizer as a bipolar one (+-scale), not the 0 / scale it trains
 MIN_BITS, MAX_BITS = 2, 32
-# A fully parallel layer this wide is far beyond any FPGA; the cap stops a typo (units: 100000000)
-# from allocating gigabytes of weights before anything else can complain.
 MAX_KERNEL = 15
 BUILTIN_DATA = ("digits", "fashion", "digits-quality", "fashion-quality")
 _TOP_KEYS = {"input", "layers", "data", "training"}

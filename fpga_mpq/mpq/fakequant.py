@@ -79,7 +79,7 @@ class FakeQuantNet(nn.Module):
         super().__init__()
         s = structure(problem.spec)
         self.groups, self.feeds = s.groups, s.feeds
-        self.ladders = [problem.ladders.bits for g in s.groups]
+        self.ladders = [problem.ladders.bits] * len(s.groups)
         self.net = copy.deepcopy(problem.fmodel).eval()
         self.ops = weighted_ops(self.net)
         self.problem, self.metric = problem, metric

@@ -159,19 +159,14 @@ def csim_project(
 
 
 def _own_files(prj: Path, folder: str) -> list[Path]:
-    """Every file under ``prj/folder``, sorted. A symbolic link anywhere in it is refused: its target
-    could change with no byte of the project changing, and may lie outside the project."""
+    """Every file under ``prj/folder``, sorted, and every symbolic link in it (which :func:`_digest`
+    refuses: os.walk would not descend into a linked folder, and its target could change with no
+    byte of the project changing)."""
     files = []
     for root, dirs, names in os.walk(prj / folder):
         dirs.sort()
-        for name in dirs + names:
-            path = Path(root) / name
-            if path.is_symlink():
-                raise BadInput(
-                    f"project {prj}: {path.relative_to(prj)} is a symbolic link; C simulation reads only the "
-                    "project's own files: copy its target in place or generate the project again"
-                )
         files += [Path(root) / name for name in sorted(names)]
+        files += [Path(root) / name for name in dirs if (Path(root) / name).is_symlink()]
     return files
 
 
@@ -180,8 +175,8 @@ def _digest(prj: Path, files: list[Path], salt: bytes) -> str:
     for p in files:
         if p.is_symlink():
             raise BadInput(
-                f"project {prj}: {p.relative_to(prj)} is a symbolic link; fpga_mpq reads and writes only inside "
-                "the project"
+                f"project {prj}: {p.relative_to(prj)} is a symbolic link; C simulation reads only the project's "
+                "own files: copy its target in place or generate the project again"
             )
         h.update(f"\0{p.relative_to(prj)}\0".encode())
         h.update(p.read_bytes())
@@ -218,12 +213,18 @@ def project_digest(prj: Path) -> str:
     return _digest(prj, [*top, prj / "tb" / "tb.cpp", *_own_files(prj, "firmware")], b"project")
 
 
+def _digest_now(prj: Path) -> str | None:
+    """:func:`project_digest`, or None where the project can no longer be read as one."""
+    try:
+        return project_digest(prj)
+    except (OSError, BadInput):
+        return None
+
+
 def record_is_current(prj: Path, record: dict) -> bool:
     """True when ``record`` (a ``csim.json``) was made from the project as it is on disk now."""
-    try:
-        return record.get("project_digest") == project_digest(prj)
-    except (OSError, BadInput):
-        return False
+    now = _digest_now(prj)
+    return now is not None and record.get("project_digest") == now
 
 
 def _drop_stale_record(path: Path, digest: str) -> None:
@@ -238,11 +239,7 @@ def _drop_stale_record(path: Path, digest: str) -> None:
 
 
 def _check_unchanged(prj: Path, digest: str) -> None:
-    try:
-        same = project_digest(prj) == digest
-    except (OSError, BadInput):
-        same = False
-    if not same:
+    if _digest_now(prj) != digest:
         raise BadInput(
             f"project {prj} changed while it was simulated (generated again or edited): "
             "no result was recorded; run csim again"
