@@ -44,17 +44,21 @@ def train(
     epochs: int | None = None,
     seed: int = 0,
     force: bool = False,
+    device: str = "auto",
 ) -> dict:
     """Quantization-aware training of the spec's network; saves a checkpoint at ``out``.
-    ``data`` is a ``.npz`` or a built-in name; by default the spec's own data set, else digits."""
-    from fpga_mpq.train import TrainConfig, is_checkpoint, save_checkpoint
+    ``data`` is a ``.npz`` or a built-in name; by default the spec's own data set, else digits.
+    ``device``: ``auto`` (a CUDA GPU when there is one), ``cpu`` or ``cuda``."""
+    from fpga_mpq.train import TrainConfig, is_checkpoint, resolve_device, save_checkpoint
     from fpga_mpq.train import train as run_training
 
     target = check_output(out, [spec, _file(data)], force, owned=is_checkpoint)
     model_spec = load_spec(spec)
+    where = resolve_device(device)
     TrainConfig.for_spec(model_spec, epochs, seed)  # fail on bad input before reading the data
     split = load_split(data, model_spec)
-    result = run_training(model_spec, split, TrainConfig.for_spec(model_spec, epochs, seed, len(split.y_train)))
+    cfg = TrainConfig.for_spec(model_spec, epochs, seed, len(split.y_train), where)
+    result = run_training(model_spec, split, cfg)
     with atomic_file(target) as tmp:
         save_checkpoint(result, split.input_shape, tmp)
     return {
@@ -349,6 +353,7 @@ def search(
     confidence: float = CONFIDENCE,
     finetune_epochs: int = 0,
     ray_address: str = SERIAL,
+    device: str = "auto",
 ) -> dict:
     """Mixed-precision search: the chosen spec, both Pareto fronts and the iso-accuracy comparison
     with uniform precision. An unmeetable target raises ``VerificationFailed`` (exit 1). ``spec`` is
@@ -358,16 +363,17 @@ def search(
     from fpga_mpq.mpq.ptq import check_finetune_epochs
     from fpga_mpq.mpq.search import search as run_search
     from fpga_mpq.mpq.search import write_outputs
-    from fpga_mpq.train import TrainConfig
+    from fpga_mpq.train import TrainConfig, resolve_device
 
     output = check_output(out, [spec, _file(data)], force)
+    where = resolve_device(device)
     if (max_drop is None) == (budget is None):
         raise BadInput("give exactly one target: --max-drop POINTS or --budget METRIC=N")
     target = Target(max_drop=max_drop) if max_drop is not None else parse_budget(budget)
     base = load_spec(spec)
     TrainConfig.for_spec(base, epochs, seed)  # fail on bad input before reading the data
     split = load_split(data, base)
-    cfg = TrainConfig.for_spec(base, epochs, seed, len(split.y_train))
+    cfg = TrainConfig.for_spec(base, epochs, seed, len(split.y_train), where)
     check_finetune_epochs(finetune_epochs)
     if finetune_epochs and method != "ptq":
         raise BadInput(
@@ -457,12 +463,14 @@ def flow(
     epochs: int | None = None,
     seed: int = 0,
     force: bool = False,
+    device: str = "auto",
 ) -> dict:
-    """Train, export, generate and C-simulate into one folder; every check must pass, else the
-    folder stays as it was."""
-    from fpga_mpq.train import TrainConfig
+    """Train (on ``device``, as in :func:`train`), export, generate and C-simulate into one folder;
+    every check must pass, else the folder stays as it was."""
+    from fpga_mpq.train import TrainConfig, resolve_device
 
     target = check_output(out, [spec, _file(data)], force)
+    resolve_device(device)
     model_spec = load_spec(spec)
     TrainConfig.for_spec(model_spec, epochs, seed)  # fail on bad input before any work
     data = data if data is not None else model_spec.data  # every stage reads the spec's own data set
@@ -470,7 +478,7 @@ def flow(
     seconds: dict[str, float] = {}
     with atomic_dir(target, "flow") as tmp:
         t = time.perf_counter()
-        trained = train(tmp / "model.pt", spec, data, epochs, seed)
+        trained = train(tmp / "model.pt", spec, data, epochs, seed, device=device)
         seconds["train"] = time.perf_counter() - t
         save_spec(load_spec(spec), tmp / "spec.yaml")
 

@@ -22,7 +22,7 @@ from fpga_mpq.estimate.report import table
 from fpga_mpq.hls.config import HlsConfig
 from fpga_mpq.ir.types import parse_ap
 from fpga_mpq.mpq.confidence import CONFIDENCE
-from fpga_mpq.parallel import LOCAL, RAY_ADDRESS_ENV
+from fpga_mpq.parallel import DEVICES, LOCAL, RAY_ADDRESS_ENV
 
 DATA_HELP = (
     "a .npz with X (N, F) or (N, H, W, C), y (N,) and optionally quality (N,), or a built-in set: digits, "
@@ -31,6 +31,10 @@ DATA_HELP = (
 EPOCHS_HELP = "epochs of float training and of QAT each (default: the spec's training.epochs, else 40)"
 SPEC_HELP = "architecture and bit-width spec (YAML, e.g. specs/digits_cnn.yaml; default: the built-in digits MLP)"
 SEED_HELP = "seed of weight initialisation and batch order (default: 0)"
+DEVICE_HELP = (
+    "where training runs: auto (a CUDA GPU when torch sees one, else the CPU), cpu or cuda; the trained model "
+    "is the same Brevitas model either way (default: auto)"
+)
 RANDOM_HELP = "N random inputs across the input type's range instead of the test set (default: the test set)"
 INPUT_TYPE_HELP = (
     "hardware input type, e.g. ap_ufixed<8,0>, when the model has no input Quant (default: from the model)"
@@ -125,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--data", help=DATA_HELP)
     c.add_argument("--epochs", type=int, help=EPOCHS_HELP)
     c.add_argument("--seed", type=int, default=0, help=SEED_HELP)
+    c.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
 
     c = cmd("export", "checkpoint -> cleaned QONNX, checked against Brevitas")
     c.add_argument("checkpoint", type=Path, help="model.pt written by train, flow or search")
@@ -225,6 +230,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--part", default="xczu9eg", help="FPGA part the costs are estimated for (default: xczu9eg)")
     c.add_argument("--epochs", type=int, help=EPOCHS_HELP)
     c.add_argument("--seed", type=int, default=0, help=SEED_HELP)
+    c.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
     c.add_argument(
         "--confidence",
         type=float,
@@ -259,6 +265,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--data", help=DATA_HELP)
     c.add_argument("--epochs", type=int, help=EPOCHS_HELP)
     c.add_argument("--seed", type=int, default=0, help=SEED_HELP)
+    c.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
     _hls_args(c)
 
     c = cmd("report", "one self-contained HTML page over search, flow, estimate, csim, rtlsim and synth outputs")
@@ -271,7 +278,7 @@ def _run(a: argparse.Namespace) -> dict:
     from fpga_mpq import api  # here, not at the top: torch, Brevitas and qonnx load only for a command
 
     if a.command == "train":
-        return api.train(a.out, a.spec, a.data, a.epochs, a.seed, a.force)
+        return api.train(a.out, a.spec, a.data, a.epochs, a.seed, a.force, a.device)
     if a.command == "export":
         return api.export(a.checkpoint, a.out, a.data, a.force)
     if a.command == "generate":
@@ -304,12 +311,13 @@ def _run(a: argparse.Namespace) -> dict:
             confidence=a.confidence,
             finetune_epochs=a.finetune_epochs,
             ray_address=a.ray_address,
+            device=a.device,
         )
     if a.deployment is not None:
         if a.epochs is not None:
             raise BadInput("flow --deployment trains nothing: --epochs does not apply")
         return api.flow_deployment(a.out, a.deployment, a.data, _hls_config(a), a.force)
-    return api.flow(a.out, a.spec, a.data, _hls_config(a), a.epochs, a.seed, a.force)
+    return api.flow(a.out, a.spec, a.data, _hls_config(a), a.epochs, a.seed, a.force, a.device)
 
 
 def _describe_layer(layer: dict) -> str:

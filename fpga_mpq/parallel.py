@@ -26,6 +26,7 @@ from fpga_mpq.errors import BadInput
 
 SERIAL, LOCAL = "off", "local"
 RAY_ADDRESS_ENV = "FPGA_MPQ_RAY_ADDRESS"  # the CLI's --ray-address when it is not given
+DEVICES = ("auto", "cpu", "cuda")  # --device: where a training runs (fpga_mpq.train.resolve_device)
 T = TypeVar("T")
 
 

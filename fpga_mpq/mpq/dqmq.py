@@ -62,7 +62,7 @@ from fpga_mpq.mpq.fakequant import FakeQuantNet, Quantize, lambda_step
 from fpga_mpq.mpq.front import Point
 from fpga_mpq.mpq.problem import MethodResult, Problem, Target, calibrate, make_point
 from fpga_mpq.mpq.widths import Widths, apply_widths, widths_of
-from fpga_mpq.train import EVAL_BATCH, accuracy, quant_from_float, train
+from fpga_mpq.train import EVAL_BATCH, accuracy, adam, fast_forward, quant_from_float, train
 
 log = logging.getLogger(__name__)
 CALIB_SAMPLES = 256  # per level
@@ -199,8 +199,8 @@ def _search(problem: Problem, net: PolicyNet, budget: float, mix: np.ndarray, cf
     """Stage 1: network weights and policy together, under the λ-weighted expected cost of the mix."""
     tc, split = problem.train_cfg, problem.split
     gen = torch.Generator().manual_seed(tc.seed)
-    opt_w = torch.optim.Adam(net.net.parameters(), lr=tc.lr)
-    opt_p = torch.optim.Adam([net.a, net.c], lr=cfg.policy_lr)
+    opt_w = adam(net.net.parameters(), tc.lr)
+    opt_p = adam([net.a, net.c], cfg.policy_lr)
     x, y, q = (torch.from_numpy(a) for a in (split.x_train, split.y_train, split.q_train))
     lam, history, step = cfg.lambda_init, [], 0
     epochs = cfg.search_epochs if cfg.search_epochs is not None else tc.epochs
@@ -357,10 +357,11 @@ def _finetune(
     for level, w in enumerate(widths):
         model = quant_from_float(searched, apply_widths(problem.spec, w), split.input_shape, tc.seed)
         models.append(calibrate(model, split.x_train[split.q_train == level][:CALIB_SAMPLES]))
+    forwards = [fast_forward(m) for m in models]
     params = [dict(m.named_parameters()) for m in models]
     shared = [n for n in params[0] if _is_shared(n)]
     own = [p for ps in params for n, p in ps.items() if not _is_shared(n)]
-    opt = torch.optim.Adam([params[0][n] for n in shared] + own, lr=tc.lr)
+    opt = adam([params[0][n] for n in shared] + own, tc.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(tc.epochs, 1))
     gen = torch.Generator().manual_seed(tc.seed)
     x, y, q = (torch.from_numpy(a) for a in (split.x_train, split.y_train, split.q_train))
@@ -377,7 +378,7 @@ def _finetune(
             for m in models:
                 m.zero_grad()
             for level, sel in _level_batches(q, idx, len(models)):
-                out = models[level](x[sel])
+                out = forwards[level](x[sel])
                 task = F.cross_entropy(out, y[sel])
                 kd = F.kl_div(F.log_softmax(out / t, 1), F.softmax(teacher[sel] / t, 1), reduction="batchmean")
                 loss = ((1 - cfg.kd_alpha) * task + cfg.kd_alpha * kd * t * t) * len(sel) / len(idx)

@@ -43,7 +43,7 @@ from fpga_mpq.mpq.fakequant import FakeQuantNet, Quantize, lambda_step
 from fpga_mpq.mpq.front import Point
 from fpga_mpq.mpq.problem import MethodResult, Problem, Target, calibrate, make_point, weighted_ops
 from fpga_mpq.mpq.widths import Group, Widths, apply_widths
-from fpga_mpq.train import EVAL_BATCH, quant_from_float
+from fpga_mpq.train import EVAL_BATCH, adam, fast_forward, quant_from_float
 
 log = logging.getLogger(__name__)
 CALIB_SAMPLES = 256
@@ -148,8 +148,8 @@ def _search(problem: Problem, net: StochasticNet, budget: float, cfg: SdqConfig)
     seed = problem.train_cfg.seed
     gen = torch.Generator().manual_seed(seed)
     betas = [d.beta for d in net.dbps().values()]
-    opt_w = torch.optim.Adam(net.net.parameters(), lr=problem.train_cfg.lr)
-    opt_b = torch.optim.Adam(betas, lr=cfg.beta_lr)
+    opt_w = adam(net.net.parameters(), problem.train_cfg.lr)
+    opt_b = adam(betas, cfg.beta_lr)
     x, y = torch.from_numpy(problem.split.x_train), torch.from_numpy(problem.split.y_train)
     lam, history = cfg.lambda_init, []
     steps_per_epoch = math.ceil(len(x) / problem.train_cfg.batch_size)
@@ -229,7 +229,8 @@ def _finetune(
     x, y = torch.from_numpy(problem.split.x_train), torch.from_numpy(problem.split.y_train)
     with torch.no_grad():
         teacher = torch.cat([problem.fmodel(x[i : i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)])
-    opt = torch.optim.Adam(qmodel.parameters(), lr=tc.lr)
+    forward = fast_forward(qmodel)
+    opt = adam(qmodel.parameters(), tc.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(tc.epochs, 1))
     t, history = cfg.kd_temperature, []
     for epoch in tqdm(range(tc.epochs), desc=f"SDQ fine-tune {widths.label()}", leave=False, disable=None):
@@ -238,7 +239,7 @@ def _finetune(
         sums = np.zeros(3)
         for start in range(0, len(x), tc.batch_size):
             idx = order[start : start + tc.batch_size]
-            out = qmodel(x[idx])
+            out = forward(x[idx])
             task = F.cross_entropy(out, y[idx])
             kd = F.kl_div(F.log_softmax(out / t, 1), F.softmax(teacher[idx] / t, 1), reduction="batchmean") * t * t
             reg = sum(_bin_reg(op, cfg.entropy_weight) for op in weighted_ops(qmodel))
