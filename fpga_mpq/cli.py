@@ -370,6 +370,8 @@ def _print_table(command: str, s: dict) -> None:
                     f"{r['cost']:,.0f} {s['cost_metric']}, test {100 * r['test_acc']:.2f} %, {r['spec']}",
                 )
             )
+        if "versus_static" in s:
+            rows.append(("against static designs", s["versus_static"]["reason"]))
         rows += [
             ("quality estimator", f"test {100 * s['estimator']['test_acc']:.2f} %"),
             ("accuracy, level estimated", f"{100 * s['test_acc_level_estimated']:.2f} %"),
@@ -401,7 +403,6 @@ def _print_table(command: str, s: dict) -> None:
     elif command == "search":
         c = s["chosen"]
         costs = ", ".join(f"{k} {v:,.0f}" for k, v in c["costs"].items())
-        ratio = s["iso_accuracy_cost_ratio"]
         rows = [
             ("method", s["method"]),
             ("weight bits", ", ".join(f"{g} {b}" for g, b in c["widths"].items() if g.endswith(".weight"))),
@@ -415,9 +416,11 @@ def _print_table(command: str, s: dict) -> None:
             ("costs", costs),
             (
                 f"{s['cost_metric']} vs uniform",
-                "no uniform design is as accurate" if ratio is None else f"{ratio:.2f}x",
+                s["iso_accuracy_rule"] or "no uniform design to compare with",
             ),
         ]
+        if "versus_static" in s:
+            rows.append(("dqmq against static designs", s["versus_static"]["reason"]))
         if "peer_front" in s:
             beaten = ", ".join(s["peer_beaten"]) or "none"
             rows.append(("uniform post-training designs beaten", beaten))

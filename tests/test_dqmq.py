@@ -18,8 +18,9 @@ from fpga_mpq.models.net import FloatNet
 from fpga_mpq.models.spec import DEFAULT_SPEC, load_spec
 from fpga_mpq.mpq.cost import CostModel
 from fpga_mpq.mpq.deployment import load_deployment
-from fpga_mpq.mpq.dqmq import DqmqConfig, PolicyNet, _commit, _finetune, level_mix
-from fpga_mpq.mpq.problem import Problem, Target, check_candidates
+from fpga_mpq.mpq.dqmq import DqmqConfig, PolicyNet, _commit, _finetune, level_mix, versus_static
+from fpga_mpq.mpq.front import Point
+from fpga_mpq.mpq.problem import MethodResult, Problem, Target, check_candidates
 from fpga_mpq.mpq.search import search, write_outputs
 from fpga_mpq.mpq.widths import Widths
 from fpga_mpq.train import TrainConfig
@@ -177,3 +178,39 @@ def test_a_max_drop_target_bisects_the_expected_budget_and_keeps_the_cheapest_de
     budgets = [p["budget"] for p in r.log["probes"]]
     assert len(budgets) == 2 and budgets[1] < budgets[0]  # every probe met the target: the next is cheaper
     assert r.chosen.costs["lut"] == min(p.costs["lut"] for p in r.front)
+
+
+def _static(problem: Problem, label: str, lut: float, right_by_level: list[float]) -> Point:
+    """A static design right on the first ``share`` of each level's validation samples."""
+    s = problem.split
+    val = np.zeros(len(s.y_val), dtype=bool)
+    for lv, share in enumerate(right_by_level):
+        idx = np.flatnonzero(s.q_val == lv)
+        val[idx[: round(share * len(idx))]] = True
+    return Point("uniform", label, problem.spec, {"lut": lut}, float(val.mean()), 0.0, val_correct=val)
+
+
+def _dqmq_result(problem: Problem, lut: float, val_by_level: list[float]) -> MethodResult:
+    levels = tuple(
+        Point("dqmq", f"level {lv}", problem.spec, {"lut": lut}, acc, 0.0) for lv, acc in enumerate(val_by_level)
+    )
+    chosen = Point("dqmq", "dqmq", problem.spec, {"lut": lut}, float(np.mean(val_by_level)), 0.0, levels=levels)
+    return MethodResult(chosen, None, [chosen])
+
+
+def test_dqmq_gives_way_to_a_static_design_that_beats_it_on_a_level_at_equal_expected_cost(problem):
+    target = Target(metric="lut", budget=10_000)
+    statics = [
+        (_static(problem, "uniform 2", 1_000, [0.5, 0.5, 0.5, 0.5]), "net 2"),
+        (_static(problem, "uniform 4", 3_000, [0.9, 0.8, 0.7, 0.6]), "net 4"),
+        (_static(problem, "uniform 8", 9_000, [1.0, 1.0, 1.0, 1.0]), "net 8"),  # above dqmq's expected cost
+    ]
+    worse_on_severe = versus_static(problem, target, _dqmq_result(problem, 3_000, [0.95, 0.9, 0.8, 0.5]), statics)
+    assert (worse_on_severe.chosen.label, worse_on_severe.model) == ("uniform 4", "net 4")
+    decision = worse_on_severe.log["versus_static"]
+    assert decision["kept"] == "uniform 4" and "severe" in decision["reason"]
+    better_everywhere = versus_static(problem, target, _dqmq_result(problem, 3_000, [0.9, 0.8, 0.75, 0.6]), statics)
+    assert better_everywhere.chosen.label == "dqmq"
+    assert better_everywhere.log["versus_static"]["candidate"] == "uniform 4"
+    alone = versus_static(problem, target, _dqmq_result(problem, 500, [0.1] * 4), statics)
+    assert alone.chosen.label == "dqmq" and "no static design" in alone.log["versus_static"]["reason"]

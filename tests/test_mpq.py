@@ -72,8 +72,13 @@ def _point(method: str, cost: float, acc: float) -> Point:
 def test_front_and_iso_accuracy_ratio(tmp_path):
     uni = [_point("uniform", c, a) for c, a in [(100, 0.80), (200, 0.90), (400, 0.95), (800, 0.94)]]
     assert [p.costs["bops"] for p in pareto(uni, "bops")] == [100, 200, 400]
-    assert iso_accuracy_cost_ratio(_point("ptq", 150, 0.945), uni, "bops") == pytest.approx(150 / 400)
-    assert iso_accuracy_cost_ratio(_point("ptq", 150, 0.99), uni, "bops") is None
+    matched = iso_accuracy_cost_ratio(_point("ptq", 150, 0.945), uni, "bops")
+    assert (matched.value, matched.against, matched.beyond_uniform) == (pytest.approx(150 / 400), "uniform 400", False)
+    # beyond the uniform front: against the cheapest within half a point of the best uniform (0.95, 0.94)
+    beyond = iso_accuracy_cost_ratio(_point("ptq", 150, 0.99), uni, "bops")
+    assert (beyond.value, beyond.against, beyond.beyond_uniform) == (pytest.approx(150 / 400), "uniform 400", True)
+    assert "at most" in beyond.describe()
+    assert iso_accuracy_cost_ratio(_point("ptq", 150, 0.99), [], "bops") is None
     assert uniform_beaten(uni, [_point("ptq", 150, 0.945)], "bops") == ["uniform 200", "uniform 400", "uniform 800"]
     points = uni + [_point("ptq", 150, 0.945)]
     write_csv(points, tmp_path / "p.csv", "bops")

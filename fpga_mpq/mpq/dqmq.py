@@ -482,6 +482,62 @@ def _probe(problem: Problem, metric: str, budget: float, mix: np.ndarray, cfg: D
     return Probe(point, models, {"budget": budget, "policy": policy, "search": search_log, "rounds": rounds})
 
 
+def level_accuracy(correct: np.ndarray, quality: np.ndarray, levels: int) -> list[float]:
+    """A static design's accuracy on each quality level's samples."""
+    return [float(correct[quality == lv].mean()) for lv in range(levels)]
+
+
+def versus_static(
+    problem: Problem, target: Target, result: MethodResult, statics: list[tuple[Point, QuantNet | None]]
+) -> MethodResult:
+    """dqmq's answer only where it beats the best static design it could be replaced by, else that design.
+
+    Every static design the search evaluated (the uniform ladder) is a candidate deployment: the same
+    network for every level. The best candidate is the most accurate on validation of those that meet
+    the target at or below dqmq's expected cost; dqmq's per-level networks are kept only when each level
+    is at least as accurate as that candidate on the level's validation samples, so what a search
+    returns is never worse than a static design at equal expected cost on any level (on validation;
+    the test set measures it). A reused uniform front carries no models: the candidate is retrained,
+    seeded as it was. The comparison goes into ``search.json`` as ``versus_static``."""
+    from fpga_mpq.mpq.uniform import train_spec  # uniform imports this module's callers
+
+    dq = result.chosen
+    metric = target.metric if target.budget is not None else problem.cost.headline
+    ok = [(p, m) for p, m in statics if p.costs[metric] <= dq.costs[metric] and problem.meets(p, target)]
+    split = problem.split
+    mine = [p.val_acc for p in dq.levels]
+    if not ok:
+        result.log["versus_static"] = {
+            "kept": "dqmq",
+            "reason": f"no static design evaluated meets {target.describe()} at or below dqmq's expected "
+            f"{dq.costs[metric]:g} {metric}",
+            "dqmq_val_by_level": mine,
+        }
+        return result
+    best, model = max(ok, key=lambda pm: (pm[0].val_acc, -pm[0].costs[metric]))
+    theirs = level_accuracy(best.val_correct, split.q_val, split.levels)
+    wins = all(m >= t for m, t in zip(mine, theirs, strict=True))
+    worse = [level_name(lv, split.levels) for lv, (m, t) in enumerate(zip(mine, theirs, strict=True)) if m < t]
+    decision = {
+        "kept": "dqmq" if wins else best.label,
+        "candidate": best.label,
+        "candidate_cost": best.costs[metric],
+        "dqmq_expected_cost": dq.costs[metric],
+        "dqmq_val_by_level": mine,
+        "candidate_val_by_level": theirs,
+        "reason": "dqmq is at least as accurate on every level's validation samples"
+        if wins
+        else f"{best.label} is more accurate on the validation samples of {', '.join(worse)} at "
+        f"{best.costs[metric]:g} {metric} (dqmq expected {dq.costs[metric]:g}): it is the answer, one "
+        "network for every level",
+    }
+    if wins:
+        result.log["versus_static"] = decision
+        return result
+    model = model or train_spec(problem, best.spec, best.label)
+    return MethodResult(best, model, result.front, log=result.log | {"versus_static": decision})
+
+
 def check_data(split: Split) -> None:
     """Data dqmq can adapt to: a quality level per sample, at least two levels, each in every split."""
     if not split.has_quality:

@@ -82,13 +82,41 @@ def pareto(points: Iterable[Point], metric: str) -> list[Point]:
     return best
 
 
-def iso_accuracy_cost_ratio(chosen: Point, uniform: Iterable[Point], metric: str) -> float | None:
+@dataclass(frozen=True)
+class IsoRatio:
+    """The chosen design's cost over the uniform design it is compared with (``against``).
+    ``beyond_uniform``: no uniform design comes within half a point of the chosen one, so the ratio is
+    taken against the cheapest of the most accurate uniform designs: matching the chosen accuracy
+    would cost uniform precision more than that (its accuracy rises with its cost), so the ratio is an
+    upper bound."""
+
+    value: float
+    against: str
+    beyond_uniform: bool
+
+    def describe(self) -> str:
+        if self.beyond_uniform:
+            return (
+                f"{self.value:.2f}x {self.against}, at most (the chosen design is more accurate than every "
+                "uniform design; that one is the cheapest within half a point of the most accurate)"
+            )
+        return f"{self.value:.2f}x {self.against} (the cheapest uniform design at most half a point less accurate)"
+
+
+def iso_accuracy_cost_ratio(chosen: Point, uniform: Iterable[Point], metric: str) -> IsoRatio | None:
     """chosen cost / cost of the cheapest uniform design at least as accurate as the chosen one minus
-    half a point; ``None`` when no uniform design gets there (the chosen one is beyond the uniform front)."""
-    reach = [p.costs[metric] for p in uniform if p.test_acc >= chosen.test_acc - ISO_TOLERANCE]
-    if not reach:
+    half a point, or, beyond the uniform front, of the cheapest within half a point of the most accurate
+    uniform design (:class:`IsoRatio`); ``None`` only without uniform designs."""
+    uniform = list(uniform)
+    if not uniform:
         return None
-    return chosen.costs[metric] / min(reach)
+    reach = [p for p in uniform if p.test_acc >= chosen.test_acc - ISO_TOLERANCE]
+    beyond = not reach
+    if beyond:
+        best = max(p.test_acc for p in uniform)
+        reach = [p for p in uniform if p.test_acc >= best - ISO_TOLERANCE]
+    match = min(reach, key=lambda p: p.costs[metric])
+    return IsoRatio(chosen.costs[metric] / match.costs[metric], match.label, beyond)
 
 
 def uniform_beaten(uniform: Iterable[Point], front: Iterable[Point], metric: str) -> list[str]:

@@ -17,7 +17,7 @@ from fpga_mpq.mpq import dqmq, ptq, sdq, uniform
 from fpga_mpq.mpq.confidence import CONFIDENCE, interval
 from fpga_mpq.mpq.cost import DEFAULT_PART, CostModel
 from fpga_mpq.mpq.deployment import write_deployment
-from fpga_mpq.mpq.front import Point, iso_accuracy_cost_ratio, pareto, plot, uniform_beaten, write_csv
+from fpga_mpq.mpq.front import IsoRatio, Point, iso_accuracy_cost_ratio, pareto, plot, uniform_beaten, write_csv
 from fpga_mpq.mpq.problem import MethodResult, Problem, Target, calibrate, check_candidates, make_point, seed_all
 from fpga_mpq.mpq.widths import apply_widths
 from fpga_mpq.parallel import SERIAL_RUNNER, Runner
@@ -44,7 +44,7 @@ class SearchResult:
     model: QuantNet | None
     front: list[Point]
     uniform: list[Point]
-    iso_accuracy_cost_ratio: float | None
+    iso: IsoRatio | None
     reason: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
     log: dict = field(default_factory=dict)
@@ -59,6 +59,10 @@ class SearchResult:
     @property
     def float_test(self) -> float:
         return float(self.float_test_correct.mean())
+
+    @property
+    def iso_accuracy_cost_ratio(self) -> float | None:
+        return None if self.iso is None else self.iso.value
 
     @property
     def feasible(self) -> bool:
@@ -89,6 +93,9 @@ class SearchResult:
                 "selection_rule": self._rule(),
                 "chosen": None if self.chosen is None else self.chosen.to_dict() | {"spec": self.chosen.spec.to_dict()},
                 "iso_accuracy_cost_ratio": self.iso_accuracy_cost_ratio,
+                "iso_accuracy_against": None if self.iso is None else self.iso.against,
+                "iso_accuracy_beyond_uniform": None if self.iso is None else self.iso.beyond_uniform,
+                "iso_accuracy_rule": None if self.iso is None else self.iso.describe(),
                 "cost_ratio_vs_uniform": self.ratios_vs_uniform(),
                 "uniform_beaten": uniform_beaten(self.uniform, self.front, self.cost_metric),
                 "uniform_front": [p.to_dict() for p in pareto(self.uniform, self.cost_metric)],
@@ -99,6 +106,7 @@ class SearchResult:
             }
             | self._levels()
             | self._peers()
+            | ({"versus_static": self.log["versus_static"]} if "versus_static" in self.log else {})
         )
 
     def _peers(self) -> dict:
@@ -108,12 +116,12 @@ class SearchResult:
         if not self.peers:
             return {}
         ptq_front = [p for p in self.front if p.method == "ptq"]  # not the fine-tuned choice
+        peer = None if self.chosen is None else iso_accuracy_cost_ratio(self.chosen, self.peers, self.cost_metric)
         return {
             "peer_front": [p.to_dict() for p in pareto(self.peers, self.cost_metric)],
             "peer_beaten": uniform_beaten(self.peers, ptq_front, self.cost_metric),
-            "peer_iso_accuracy_cost_ratio": None
-            if self.chosen is None
-            else iso_accuracy_cost_ratio(self.chosen, self.peers, self.cost_metric),
+            "peer_iso_accuracy_cost_ratio": None if peer is None else peer.value,
+            "peer_iso_accuracy_rule": None if peer is None else peer.describe(),
         }
 
     def _rule(self) -> str:
@@ -196,6 +204,7 @@ def search(
     seed_all(cfg.seed)
     result = _cheapest_over_budget(problem, target)
     reference = uniform_front or []
+    statics: list[tuple[Point, QuantNet | None]] = [(p, None) for p in reference]  # dqmq's rivals
     if result is None:
         t = time.perf_counter()
         widths = [] if method != "uniform" and uniform_front is not None else list(ladders.bits)
@@ -206,8 +215,11 @@ def search(
         ladder = [value for job, (value, _) in zip(jobs, done, strict=True) if job != method]
         result = uniform.choose(ladder, problem, target) if method == "uniform" else done[0][0]
         reference = [p for p, _ in ladder] or reference
+        statics = ladder or statics
         seconds["parallel_wall" if method != "uniform" else "uniform"] = time.perf_counter() - t
 
+    if method == "dqmq" and result.chosen is not None:
+        result = dqmq.versus_static(problem, target, result, statics)
     metric = cost.headline
     ratio = None if result.chosen is None else iso_accuracy_cost_ratio(result.chosen, reference, metric)
     if method == "dqmq" and result.chosen is not None:
@@ -222,7 +234,7 @@ def search(
         model=result.model,
         front=result.front,
         uniform=reference,
-        iso_accuracy_cost_ratio=ratio,
+        iso=ratio,
         reason=result.reason,
         seconds=seconds,
         log=result.log,

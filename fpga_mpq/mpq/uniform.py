@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fpga_mpq.models.net import QuantNet
+from fpga_mpq.models.spec import Spec
 from fpga_mpq.mpq.front import Point
 from fpga_mpq.mpq.problem import MethodResult, Problem, Target, make_point, seed_all, select
 from fpga_mpq.mpq.widths import apply_widths
@@ -10,12 +11,17 @@ from fpga_mpq.train import qat
 
 
 def train_width(problem: Problem, bits: int) -> tuple[Point, QuantNet]:
-    """QAT of every group at ``bits`` from the float model, the same training ``fpga-mpq train`` does.
-    Seeded here, so it gives the same design wherever it runs (a Ray task or this process)."""
-    seed_all(problem.train_cfg.seed)
+    """QAT of every group at ``bits`` from the float model, the same training ``fpga-mpq train`` does."""
     spec = apply_widths(problem.spec, problem.ladders.uniform(problem.spec, bits))
-    model = qat(problem.fmodel, spec, problem.split, problem.train_cfg, f"uniform {bits}")
+    model = train_spec(problem, spec, f"uniform {bits}")
     return make_point(problem, "uniform", f"uniform {bits}", model), model
+
+
+def train_spec(problem: Problem, spec: Spec, label: str) -> QuantNet:
+    """QAT of ``spec`` from the float model, seeded here, so it gives the same design wherever it runs
+    (a Ray task or this process, now or when a search retrains a design it reused)."""
+    seed_all(problem.train_cfg.seed)
+    return qat(problem.fmodel, spec, problem.split, problem.train_cfg, label)
 
 
 def choose(pairs: list[tuple[Point, QuantNet]], problem: Problem, target: Target) -> MethodResult:

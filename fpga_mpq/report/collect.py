@@ -66,6 +66,7 @@ class Search:
     chosen: Point | None
     chosen_costs: dict[str, float]
     iso_ratio: float | None
+    iso_beyond_uniform: bool  # the ratio is an upper bound: the chosen design beats every uniform one
     designs: tuple[Design, ...]
     interval_level: float | None  # of the accuracy intervals (0.95), when the search recorded them
 
@@ -300,6 +301,7 @@ def _search(rel: str, s: dict) -> Search:
         chosen=None if chosen is None else _point(chosen, metric),
         chosen_costs={} if chosen is None else {k: float(v) for k, v in chosen["costs"].items()},
         iso_ratio=s.get("iso_accuracy_cost_ratio"),
+        iso_beyond_uniform=s.get("iso_accuracy_beyond_uniform") is True,
         designs=_designs(s, method),
         interval_level=next((float(p["interval_level"]) for p in s["front"] if p.get("interval_level")), None),
     )
