@@ -8,8 +8,10 @@ nothing is copied back: the model a user gets is the Brevitas model, exported by
 
 Every value equals Brevitas' bit for bit (``tests/test_twin.py``): the same order of operations,
 power-of-two scales ``2^ceil(log2(max|w|)) / 2^(b-1)`` for weights, the bias on the accumulator's
-grid (input scale × weight scale), and each activation's scale from Brevitas' own scaling module,
-which keeps its running-statistics phase (the first training steps) and its learned log2 scale.
+grid (input scale × weight scale), and each activation's scale from Brevitas' own scaling module
+while it collects its running statistics (the first training steps), then ``2^ceil(value)`` of the
+learned log2 value it keeps. Measured (``bench/bench_train.py``): 2.3x Brevitas' samples/s on the
+Fashion MLP, 1.2x on the convolution-bound CNN.
 """
 
 from __future__ import annotations
@@ -63,8 +65,9 @@ class _FakeQuant(torch.autograd.Function):
 
 
 class _Act(nn.Module):
-    """A QuantIdentity or QuantReLU: optional ReLU, then round and clamp on the scale Brevitas' own
-    scaling module gives (its statistics phase and learned log2 value stay the QuantNet's)."""
+    """A QuantIdentity or QuantReLU: optional ReLU, then round and clamp. The scale is Brevitas' own
+    scaling module's while it collects statistics, then ``2^ceil(value) / 2^(b - signed)`` of its
+    learned log2 value (both states stay the QuantNet's)."""
 
     def __init__(self, act: QuantIdentity | QuantReLU) -> None:
         super().__init__()
@@ -184,7 +187,7 @@ class _Layer(nn.Module):
 
 
 class Twin(nn.Module):
-    """``Twin(model)(x) == model(x)`` bit for bit, several times faster; training it trains ``model``."""
+    """``Twin(model)(x) == model(x)`` bit for bit, faster to train through; training it trains ``model``."""
 
     def __init__(self, model: QuantNet) -> None:
         super().__init__()
