@@ -121,14 +121,18 @@ class _Op(nn.Module):
         bbits = bq.msb_clamp_bit_width_impl()
         self.b_lo, self.b_hi = float(bq.int_quant.min_int(bbits)), float(bq.int_quant.max_int(bbits))
 
+    def weight_scale(self) -> Tensor:
+        """The weights' grid: ``2^ceil(log2(max|w|)) / 2^(b-1)``, Brevitas' max-based power-of-two scale."""
+        top = torch.clamp_min(torch.max(torch.abs(self.op.weight)), self.w_min_scale)
+        log_top = torch.log2(top)
+        return 2.0 ** _ste(torch.ceil(log_top), log_top) / self.w_threshold
+
     def forward(self, x: Quantized) -> Quantized:
         value, x_scale = x
         if x_scale is None:
             raise ValueError("a quantized layer needs a quantized input")
         w = self.op.weight
-        top = torch.clamp_min(torch.max(torch.abs(w)), self.w_min_scale)
-        log_top = torch.log2(top)
-        w_scale = 2.0 ** _ste(torch.ceil(log_top), log_top) / self.w_threshold
+        w_scale = self.weight_scale()
         wq = _FakeQuant.apply(w, w_scale, self.w_lo, self.w_hi, _FakeQuant.WEIGHT)
         b_scale = x_scale * w_scale
         y = self.op.bias / b_scale
@@ -194,6 +198,11 @@ class Twin(nn.Module):
         self.model = model
         self.input_act = _Act(model.input_quant)
         self.twin_layers = nn.ModuleList(_Layer(m) for m in model.layers)
+        self.ops = [m for m in self.twin_layers.modules() if isinstance(m, _Op)]  # a plain list: not re-registered
+
+    def weight_grids(self) -> list[tuple[Tensor, Tensor, int]]:
+        """Every conv / dense op's weight, the scale of its grid and its largest level, in layer order."""
+        return [(m.op.weight, m.weight_scale(), int(m.w_hi)) for m in self.ops]
 
     def forward(self, x: Tensor) -> Tensor:
         q = self.input_act(x)
