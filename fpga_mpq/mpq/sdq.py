@@ -48,11 +48,12 @@ from fpga_mpq.train.twin import Twin
 log = logging.getLogger(__name__)
 CALIB_SAMPLES = 256
 REPAIR_ROUNDS = 3
+MAX_SEARCH_EPOCHS = 20  # the strategy search never trains longer than the QAT it stands in for
 
 
 @dataclass(frozen=True)
 class SdqConfig:
-    search_epochs: int = 20
+    search_epochs: int | None = None  # default: the training epochs (--epochs), at most 20
     beta_lr: float = 0.05
     lambda_init: float = 0.1
     controller_gain: float = 0.05
@@ -152,10 +153,11 @@ def _search(problem: Problem, net: StochasticNet, budget: float, cfg: SdqConfig)
     opt_b = adam(betas, cfg.beta_lr)
     x, y = torch.from_numpy(problem.split.x_train), torch.from_numpy(problem.split.y_train)
     lam, history = cfg.lambda_init, []
+    epochs = cfg.search_epochs if cfg.search_epochs is not None else min(problem.train_cfg.epochs, MAX_SEARCH_EPOCHS)
     steps_per_epoch = math.ceil(len(x) / problem.train_cfg.batch_size)
-    glide = max(1, cfg.search_epochs * steps_per_epoch // 2)
+    glide = max(1, epochs * steps_per_epoch // 2)
     step = 0
-    for epoch in tqdm(range(cfg.search_epochs), desc="SDQ strategy search", leave=False, disable=None):
+    for epoch in tqdm(range(epochs), desc="SDQ strategy search", leave=False, disable=None):
         net.refresh_costs()
         net.net.train()
         widest = net.proxy(problem.ladders.widest(problem.spec))
