@@ -61,6 +61,9 @@ bench: install
 	cd bench && ../$(BIN)/python bench_dqmq.py
 	cd bench && ../$(BIN)/python bench_train.py
 	cd bench && ../$(BIN)/python bench_iso.py
+	# HGQ2 (the peer on LUTs per accuracy) and its Keras 3, for this bench only: no test imports them.
+	$(BIN)/python -m pip install -q hgq2==0.2.0
+	cd bench && ../$(BIN)/python bench_hgq2.py
 
 # Property tests with many more random networks (600 golden-vs-qonnx, 150 through C simulation),
 # 24 SIGKILL/SIGINT fault injections each into generate, flow and search, every case of the Brevitas
