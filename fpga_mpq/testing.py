@@ -143,6 +143,14 @@ def save_mlp(draw: MlpDraw, path: Path) -> Path:
     return path
 
 
+def head_integers(net, qonnx_output: np.ndarray) -> np.ndarray:
+    """The hardware integers qonnx's float output of an unquantized head stands for (the comparison
+    rule of README "Float scales"): round((output - head_bias) / head_scale)."""
+    scale = np.array([float(s) for s in net.head_scale])
+    bias = 0.0 if net.head_bias is None else np.array(net.head_bias)
+    return np.round((np.asarray(qonnx_output, dtype=np.float64) - bias) / scale)
+
+
 # -- Brevitas MLPs from the quantizer presets -------------------------------------------------
 
 
@@ -153,7 +161,7 @@ class BrevitasCase:
 
     weight: str = "Int8WeightPerTensorFloat"
     act: str = "Uint8ActPerTensorFloat"
-    bias: str | None = "Int32Bias"
+    bias: str | None = "Int32Bias"  # a preset, FLOAT_BIAS (Brevitas' default) or None (bias=False)
     batchnorm: bool = True
     out: str | None = None  # output QuantIdentity preset; None: the unquantized head
     bits: int | None = None  # weight and activation widths; None keeps the preset's
@@ -195,7 +203,7 @@ def brevitas_mlp(case: BrevitasCase, seed: int = 0):
     minmax = {"min_val": -2.0, "max_val": 2.0} if module == "QuantHardTanh" else {}
 
     def linear(n_in: int, n_out: int) -> nn.Module:
-        bias = {"bias_quant": getattr(bq, case.bias)} if case.bias else {}
+        bias = {"bias_quant": getattr(bq, case.bias)} if case.bias not in (None, FLOAT_BIAS) else {}
         weight = getattr(bq, case.weight)
         return qnn.QuantLinear(n_in, n_out, bias=case.bias is not None, weight_quant=weight, **bias, **wbits)
 
@@ -268,7 +276,8 @@ WEIGHTS = (
     "Int4WeightPerTensorFloatDecoupled",
     "SignedTernaryWeightPerTensorConst",
 )
-BIASES = (None, "Int32Bias", "Int16Bias", "Int8Bias")
+FLOAT_BIAS = "float bias"  # Brevitas' default layer: bias=True, bias_quant=None
+BIASES = (None, FLOAT_BIAS, "Int32Bias", "Int16Bias", "Int8Bias")
 OUTPUTS = (None, "Int8ActPerTensorFloat", "Int8ActPerTensorFixedPoint", "Uint8ActPerTensorFloat")
 ZOO_FACTORS = {
     "weight": WEIGHTS,
@@ -333,7 +342,8 @@ def brevitas_cnn(name: str, seed: int = 0):
 
 
 def _small_cnn(float_scales: bool = False, pool: str = "max"):
-    """conv3x3 (padding) -> BatchNorm -> ReLU -> pool -> conv3x3 -> ReLU -> flatten -> dense."""
+    """conv3x3 (padding) -> BatchNorm -> ReLU -> pool -> conv3x3 -> ReLU -> flatten -> dense. With
+    ``float_scales`` every quantizer and bias is Brevitas' default: float scales and float biases."""
     import brevitas.quant as bq
     from brevitas import nn as qnn
     from torch import nn
@@ -341,10 +351,11 @@ def _small_cnn(float_scales: bool = False, pool: str = "max"):
     w = bq.Int8WeightPerTensorFloat if float_scales else bq.Int8WeightPerTensorFixedPoint
     a = bq.Uint8ActPerTensorFloat if float_scales else bq.Uint8ActPerTensorFixedPoint
     i = bq.Int8ActPerTensorFloat if float_scales else bq.Int8ActPerTensorFixedPoint
+    conv_bias, head_bias = ({}, {}) if float_scales else ({"bias_quant": bq.Int16Bias}, {"bias_quant": bq.Int32Bias})
     pooling = nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2)
     return nn.Sequential(
         qnn.QuantIdentity(act_quant=i, return_quant_tensor=True),
-        qnn.QuantConv2d(1, 8, 3, padding=1, weight_quant=w, weight_bit_width=4, bias_quant=bq.Int16Bias),
+        qnn.QuantConv2d(1, 8, 3, padding=1, weight_quant=w, weight_bit_width=4, **conv_bias),
         nn.BatchNorm2d(8),
         qnn.QuantReLU(act_quant=a, bit_width=4, return_quant_tensor=True),
         pooling,
@@ -352,7 +363,7 @@ def _small_cnn(float_scales: bool = False, pool: str = "max"):
         qnn.QuantConv2d(8, 8, 3, bias=False, weight_quant=w, weight_bit_width=4),
         qnn.QuantReLU(act_quant=a, bit_width=4, return_quant_tensor=True),
         nn.Flatten(),
-        qnn.QuantLinear(8 * 2 * 2, 10, bias=True, weight_quant=w, weight_bit_width=4, bias_quant=bq.Int32Bias),
+        qnn.QuantLinear(8 * 2 * 2, 10, bias=True, weight_quant=w, weight_bit_width=4, **head_bias),
     )
 
 
@@ -459,7 +470,7 @@ def _finn_cnv():
 
 CNN_ZOO = {
     "small CNN, power-of-two scales, max pool": (lambda: _small_cnn(), (1, 8, 8)),
-    "small CNN, Brevitas float defaults, BatchNorm": (lambda: _small_cnn(float_scales=True), (1, 8, 8)),
+    "small CNN, Brevitas float defaults (float biases), BatchNorm": (lambda: _small_cnn(float_scales=True), (1, 8, 8)),
     "small CNN, average pool": (lambda: _small_cnn(pool="avg"), (1, 8, 8)),
     "depthwise-separable block, strided, global average": (_depthwise_separable, (3, 10, 10)),
     "residual network, strided 1x1 shortcut": (_Residual.build, (1, 8, 8)),

@@ -19,6 +19,7 @@ from fpga_mpq.ir.from_qonnx import network_from_qonnx
 from fpga_mpq.ir.golden import run
 from fpga_mpq.ir.network import Add
 from fpga_mpq.sim.csim import random_inputs
+from fpga_mpq.testing import head_integers
 
 N_IN, N_HID, N_OUT = 16, 24, 10
 FLOAT32_BOUND = 0.002  # as in test_brevitas_presets.py: qonnx's float32 crossing a rounding boundary
@@ -71,8 +72,7 @@ def test_residual_add_reads_a_fanned_out_tensor_and_golden_equals_qonnx(residual
     assert len(readers) == 2, "the shared tensor feeds the second dense layer and the Add"
     x = random_inputs(net, 2000, seed=1)
     ref = execute_qonnx(residual_onnx, x).astype(np.float64)
-    scale = np.array([float(s) for s in net.head_scale])
-    differing = int((np.round(ref / scale) != run(net, x).result).sum())
+    differing = int((head_integers(net, ref) != run(net, x).result).sum())
     assert differing <= FLOAT32_BOUND * ref.size, f"{differing} of {ref.size}"
 
 

@@ -18,7 +18,16 @@ from fpga_mpq.export import check_qonnx_equals_brevitas, execute_qonnx, export_q
 from fpga_mpq.ir.from_qonnx import network_from_qonnx
 from fpga_mpq.ir.golden import run
 from fpga_mpq.sim.csim import random_inputs
-from fpga_mpq.testing import BREVITAS_ZOO, N_IN, REFUSED_PRESETS, ZOO_FACTORS, BrevitasCase, brevitas_mlp, each_value
+from fpga_mpq.testing import (
+    BREVITAS_ZOO,
+    N_IN,
+    REFUSED_PRESETS,
+    ZOO_FACTORS,
+    BrevitasCase,
+    brevitas_mlp,
+    each_value,
+    head_integers,
+)
 
 FLOAT32_BOUND = 0.002  # measured share of outputs where qonnx's float32 crosses a rounding boundary
 # make test: cases holding every value of every factor; make fuzz: the whole pairwise zoo
@@ -32,7 +41,7 @@ def golden_differs_from_qonnx(net, path, x) -> int:
     if net.head_scale is None:
         return int((trace.output.astype(np.float32) != ref.astype(np.float32)).sum())
     scale = np.array([float(s) for s in net.head_scale])
-    same = np.round(ref / scale) == trace.result
+    same = head_integers(net, ref) == trace.result
     # where the integers agree, the host's float32 output is qonnx's up to float32 rounding: within a
     # hundredth of one integer step (qonnx's float32 sums round; the integer does not)
     err = np.abs(trace.output - ref)

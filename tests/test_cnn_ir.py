@@ -18,7 +18,7 @@ from fpga_mpq.ir.from_qonnx import network_from_qonnx
 from fpga_mpq.ir.golden import run
 from fpga_mpq.ir.network import Add, Conv, Pool
 from fpga_mpq.sim.csim import random_inputs
-from fpga_mpq.testing import CNN_ZOO
+from fpga_mpq.testing import CNN_ZOO, head_integers
 
 SAMPLE_BOUND = 0.005  # share of samples whose output may differ (qonnx's float32 BatchNorm)
 
@@ -31,7 +31,7 @@ def test_golden_equals_qonnx_on_the_cnn_zoo(cnn_onnx, name):
     ref = execute_qonnx(path, x).astype(np.float64)
     trace = run(net, x)
     if net.head_scale is not None:
-        differs = np.round(ref / np.array([float(s) for s in net.head_scale])) != trace.result
+        differs = head_integers(net, ref) != trace.result
     else:
         differs = trace.output.astype(np.float32) != ref.astype(np.float32)
     assert differs.any(axis=1).mean() <= SAMPLE_BOUND, f"{name}: {int(differs.any(axis=1).sum())} of {len(x)}"

@@ -510,25 +510,37 @@ class _Builder:
             raise BadInput(f"node {node.name}: strides {strides} and pads {pads} are not those of a 2-D window")
         return strides, pads
 
-    def weighted_inputs(self, node) -> tuple[Value, Tensor, FoldedConst, FoldedConst | None]:
+    def weighted_inputs(self, node) -> tuple[Value, Tensor, FoldedConst, FoldedConst | np.ndarray | None]:
+        """The input, its tensor, the weight and the bias: quantized, or a float bias (Brevitas' default
+        ``bias_quant=None``) as its exact float32 values."""
         if node.input[0] in self.consts:
             raise BadInput(f"node {node.name}: {node.op_type} with a constant first operand is not supported")
         weight = self.const(node, node.input[1])
-        bias = self.const(node, node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        bias = None
+        if len(node.input) > 2 and node.input[2]:
+            name = node.input[2]
+            unquantized = name in self.consts and self.consts[name] is None
+            bias = self.float_bias(node, name) if unquantized else self.const(node, name)
         v = self.fixed(node, node.input[0])
         if v.real_bias is not None:
             raise BadInput(f"node {node.name}: a float-scaled bias must be followed by a quantizer")
         return v, self.tensor(v.tensor), weight, bias
 
-    def accumulate(self, node, v: Value, t: Tensor, cols: np.ndarray, weight: FoldedConst, bias: FoldedConst | None):
-        """Bias, accumulator type and output scale of ``x @ cols + bias`` (cols: (fan-in, outputs))."""
+    def accumulate(
+        self, node, v: Value, t: Tensor, cols: np.ndarray, weight: FoldedConst, bias: FoldedConst | np.ndarray | None
+    ):
+        """Bias, accumulator type and output scale of ``x @ cols + bias`` (cols: (fan-in, outputs)). A
+        bias off the integer grid (a float bias, or one on its own float scale) waits as ``real_bias``
+        for the next quantizer, or for the host after an unquantized head."""
         n_out = cols.shape[1]
         extra = None
         if v.extra is not None or weight.scale is not None:
             extra = self.product_scale(node, v, weight, n_out)
         real_bias = None
         int_bias = FoldedConst(np.zeros(n_out, dtype=np.int64), FixedType(True, 1, 1))
-        if bias is not None and (extra is not None or bias.scale is not None):
+        if isinstance(bias, np.ndarray):
+            real_bias = self.broadcast_bias(node, bias, n_out)
+        elif bias is not None and (extra is not None or bias.scale is not None):
             real_bias = self.real_values(node, bias, n_out)  # off the integer grid: the quantizer takes it
         elif bias is not None:
             int_bias = bias
@@ -603,13 +615,24 @@ class _Builder:
         self.perm = tuple(p - 1 for p in perm[1:])
         self.values[node.output[0]] = v
 
+    def float_bias(self, node, name: str) -> np.ndarray:
+        """An unquantized bias: each float32 value as the exact rational it is."""
+        values = np.asarray(self.model.get_initializer(name), dtype=np.float32)
+        if not np.all(np.isfinite(values)):
+            raise BadInput(f"node {node.name}: the float bias {name} holds a NaN or an infinity")
+        return np.array([Fraction(float(b)) for b in values.ravel()], dtype=object).reshape(values.shape)
+
     @staticmethod
     def real_values(node, bias: FoldedConst, n: int) -> np.ndarray:
         real = bias.mantissa.astype(object) * Fraction(2) ** -bias.type.frac
         scale = np.ones(1) if bias.scale is None else bias.scale
         real = real * np.array([Fraction(float(s)) for s in scale.ravel()], dtype=object)
+        return _Builder.broadcast_bias(node, real, n)
+
+    @staticmethod
+    def broadcast_bias(node, real: np.ndarray, n: int) -> np.ndarray:
         try:
-            return np.broadcast_to(real, (n,)).copy()
+            return np.broadcast_to(real.reshape(-1) if real.size == n else real, (n,)).copy()
         except ValueError:
             raise BadInput(f"node {node.name}: bias shape {real.shape} does not fit {n} outputs") from None
 
@@ -672,49 +695,54 @@ class _Builder:
             raise BadInput("model has no fixed-point layers (no MatMul or Gemm after the input)")
         if self.layers[-1].output != v.tensor:
             raise BadInput(f"graph output {graph_out} is not computed from the last layer {self.layers[-1].name}")
-        head_scale = None
-        if v.extra is not None and v.output_scale is None:
-            head_scale = self.integer_head(v)
-        elif v.real_bias is not None:  # a float-scaled bias on a power-of-two accumulator: never dropped
-            raise BadInput("a float-scaled bias reaches the output without a quantizer: not exact")
+        head_scale, head_bias = None, None
+        if (v.extra is not None and v.output_scale is None) or v.real_bias is not None:
+            head_scale, head_bias = self.integer_head(v)
         postprocess = self.host_ops(v, "after the last quantizer")
         if v.output_scale is not None:  # the output quantizer's float scale, applied as qonnx does
             if postprocess:
                 raise BadInput("float ops after a float-scale output quantizer are not supported")
             postprocess = (FloatOp("Mul", np.asarray(v.output_scale, dtype=np.float32), False),)
-        if head_scale is not None:  # the real value of the fixed-point output is its value x extra
-            postprocess = (FloatOp("Mul", np.array([float(e) for e in v.extra], dtype=np.float32), False),)
+        if head_scale is not None:  # the real value of the fixed-point output: its value x extra + head_bias
+            postprocess = ()
+            if v.extra is not None:
+                postprocess = (FloatOp("Mul", np.array([float(e) for e in v.extra], dtype=np.float32), False),)
+            if head_bias is not None:
+                postprocess += (FloatOp("Add", np.array(head_bias, dtype=np.float32), False),)
         if postprocess and isinstance(self.layers[-1], Softmax):
             raise BadInput("float ops after a Softmax are not supported")
-        return Network(self.input, tuple(self.layers), self.preprocess, postprocess, head_scale)
+        return Network(self.input, tuple(self.layers), self.preprocess, postprocess, head_scale, head_bias)
 
-    def integer_head(self, v: Value) -> tuple[Fraction, ...]:
-        """An unquantized final layer on float scales (the usual Brevitas classifier head): the
-        hardware outputs the exact integer accumulator; its rational scale per channel is the host's.
+    def integer_head(self, v: Value) -> tuple[tuple[Fraction, ...], tuple[float, ...] | None]:
+        """An unquantized final layer (the usual Brevitas classifier head): the hardware outputs the
+        exact integer accumulator; its rational scale per channel, and a bias off its grid, are the host's.
 
-        A bias quantized at input scale x weight scale (``Int32Bias``) lies on the accumulator's
-        grid up to the float32 rounding of that product, and joins the integer sum.
+        A bias quantized at input scale x weight scale (``Int32Bias``) lies on the accumulator's grid up
+        to the float32 rounding of that product, and joins the integer sum. Any other (a float bias,
+        Brevitas' default, or one on its own scale) is added by the host in float32 after the scale, as
+        qonnx adds it: ``head_bias``.
         """
         dense = self.layers[-1]
         if v.pending or not isinstance(dense, Dense):
             through = " -> ".join(n.op_type for n, _ in v.pending) or f"{type(dense).__name__} {dense.name}"
             raise BadInput(f"a float-scaled tensor reaches the output through {through} without a quantizer: not exact")
-        units = [e * Fraction(2) ** -dense.out.frac for e in v.extra]
-        bias = np.zeros(dense.n_out, dtype=np.int64)
+        extra = v.extra if v.extra is not None else [Fraction(1)] * dense.n_out
+        units = [e * Fraction(2) ** -dense.out.frac for e in extra]
+        bias, head_bias = np.zeros(dense.n_out, dtype=np.int64), None
         if v.real_bias is not None:
             ratio = [b / u for b, u in zip(v.real_bias, units, strict=True)]
-            bias = np.array([round(r) for r in ratio], dtype=np.int64)
-            if any(
-                abs(r - int(b)) > BIAS_GRID_TOLERANCE * max(1, abs(int(b))) for r, b in zip(ratio, bias, strict=True)
-            ):
-                raise BadInput(
-                    f"node {dense.name}: the final layer's bias is not on its accumulator's grid (its scale is not "
-                    "input scale x weight scale, as Int32Bias sets it); quantize the output to make it exact"
-                )
+            rounded = np.array([round(r) for r in ratio], dtype=np.int64)
+            tolerance = [BIAS_GRID_TOLERANCE * max(1, abs(int(b))) for b in rounded]
+            off = [abs(r - int(b)) > t for r, b, t in zip(ratio, rounded, tolerance, strict=True)]
+            on_grid = not any(off)
+            if on_grid:
+                bias = rounded
+            else:
+                head_bias = tuple(float(np.float32(float(b))) for b in v.real_bias)
         bias_type = type_for_range(int(min(bias.min(), 0)), int(max(bias.max(), 0)), dense.out.frac)
         acc = accumulator_type(dense.in_type, dense.weight, dense.weight_type.frac, bias, bias_type.frac)
         self.layers[-1] = replace(dense, bias=bias, bias_type=bias_type, out=acc)
-        return tuple(e * Fraction(2) ** -acc.frac for e in v.extra)
+        return tuple(e * Fraction(2) ** -acc.frac for e in extra), head_bias
 
 
 HANDLERS = {

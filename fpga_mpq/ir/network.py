@@ -258,6 +258,9 @@ class Network:
     # An unquantized final layer on float scales: the hardware outputs integer accumulators whose
     # real value is mantissa x head_scale[c] (exact rationals); the host multiplies in float32.
     head_scale: tuple[Fraction, ...] | None = None
+    # A bias off that accumulator's grid (a float bias, Brevitas' default): the host adds it in float32
+    # after the scale. Comparison with qonnx: round((qonnx_output - head_bias) / head_scale) == integer.
+    head_bias: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         """The graph is well formed: reads follow writes, types and shapes agree, nothing is dead."""
