@@ -166,10 +166,12 @@ class BrevitasCase:
     out: str | None = None  # output QuantIdentity preset; None: the unquantized head
     bits: int | None = None  # weight and activation widths; None keeps the preset's
     io: str = "parallel"
+    monotone: str | None = None  # a torch activation (MONOTONE) before the activation quantizer
 
     @property
     def label(self) -> str:
         parts = [self.weight, self.act, self.bias or "no bias", "BN" if self.batchnorm else "no BN"]
+        parts += [self.monotone] if self.monotone else []
         parts += [self.out or "unquantized head", f"{self.bits or 'preset'} bits", self.io]
         return ", ".join(parts)
 
@@ -184,6 +186,8 @@ ACT_MODULES = {
     "Int8ActPerTensorFixedPoint": "QuantIdentity",
     "Int8ActPerTensorFloatMinMaxInit": "QuantHardTanh",
 }
+# Monotone activations users put before a quantizer (QuantSigmoid and QuantTanh export as these).
+MONOTONE = ("Sigmoid", "Tanh", "Hardsigmoid")
 FIXED_WIDTH_WEIGHTS = ("SignedTernaryWeightPerTensorConst",)  # no bit-width override
 N_IN, N_HID, N_OUT = 16, 24, 10
 
@@ -211,6 +215,7 @@ def brevitas_mlp(case: BrevitasCase, seed: int = 0):
         qnn.QuantIdentity(act_quant=bq.Int8ActPerTensorFloat, return_quant_tensor=True),
         linear(N_IN, N_HID),
         *([nn.BatchNorm1d(N_HID)] if case.batchnorm else []),
+        *([getattr(nn, case.monotone)()] if case.monotone else []),
         getattr(qnn, module)(act_quant=getattr(bq, case.act), return_quant_tensor=True, **abits, **minmax),
         linear(N_HID, N_OUT),
     ]
@@ -287,6 +292,7 @@ ZOO_FACTORS = {
     "out": OUTPUTS,
     "bits": (2, 3, 4, 5, 6, 7, 8),
     "io": ("parallel", "stream"),
+    "monotone": (None, *MONOTONE),
 }
 BREVITAS_ZOO = [BrevitasCase(**case) for case in pairwise(ZOO_FACTORS)]
 
@@ -342,7 +348,7 @@ def brevitas_cnn(name: str, seed: int = 0):
 
 
 def _small_cnn(float_scales: bool = False, pool: str = "max"):
-    """conv3x3 (padding) -> BatchNorm -> ReLU -> pool -> conv3x3 -> ReLU -> flatten -> dense. With
+    """conv3x3 (padding) -> BatchNorm -> ReLU -> pool -> conv3x3 -> ReLU -> [global pool] -> flatten -> dense. With
     ``float_scales`` every quantizer and bias is Brevitas' default: float scales and float biases."""
     import brevitas.quant as bq
     from brevitas import nn as qnn
@@ -353,6 +359,9 @@ def _small_cnn(float_scales: bool = False, pool: str = "max"):
     i = bq.Int8ActPerTensorFloat if float_scales else bq.Int8ActPerTensorFixedPoint
     conv_bias, head_bias = ({}, {}) if float_scales else ({"bias_quant": bq.Int16Bias}, {"bias_quant": bq.Int32Bias})
     pooling = nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2)
+    # the average-pool network ends in AvgPool2d(2) on 2x2 maps as its global pool (MLPerf Tiny's ResNet-8 style)
+    global_pool = [nn.AvgPool2d(2), qnn.QuantIdentity(act_quant=a, bit_width=6, return_quant_tensor=True)]
+    global_pool, pixels = (global_pool, 1) if pool == "avg" else ([], 4)
     return nn.Sequential(
         qnn.QuantIdentity(act_quant=i, return_quant_tensor=True),
         qnn.QuantConv2d(1, 8, 3, padding=1, weight_quant=w, weight_bit_width=4, **conv_bias),
@@ -362,8 +371,9 @@ def _small_cnn(float_scales: bool = False, pool: str = "max"):
         *([qnn.QuantIdentity(act_quant=a, bit_width=6, return_quant_tensor=True)] if pool == "avg" else []),
         qnn.QuantConv2d(8, 8, 3, bias=False, weight_quant=w, weight_bit_width=4),
         qnn.QuantReLU(act_quant=a, bit_width=4, return_quant_tensor=True),
+        *global_pool,
         nn.Flatten(),
-        qnn.QuantLinear(8 * 2 * 2, 10, bias=True, weight_quant=w, weight_bit_width=4, **head_bias),
+        qnn.QuantLinear(8 * pixels, 10, bias=True, weight_quant=w, weight_bit_width=4, **head_bias),
     )
 
 
@@ -440,7 +450,8 @@ class _Residual:
 
 
 def _finn_cnv():
-    """FINN's CNV in small: bipolar weights and activations (scale 1), BatchNorm, max pool."""
+    """FINN's CNV in small: bipolar weights and activations (scale 1), BatchNorm, max pool, and a last
+    conv to one pixel before its bipolar quantizer."""
     import brevitas.quant as bq
     from brevitas import nn as qnn
     from torch import nn
@@ -463,8 +474,11 @@ def _finn_cnv():
         nn.BatchNorm2d(16),
         qnn.QuantIdentity(act_quant=BinaryAct, return_quant_tensor=True),
         nn.MaxPool2d(2),
+        qnn.QuantConv2d(16, 16, 2, bias=False, weight_quant=Binary),  # one pixel, as CNV's last conv leaves
+        nn.BatchNorm2d(16),
+        qnn.QuantIdentity(act_quant=BinaryAct, return_quant_tensor=True),
         nn.Flatten(),
-        qnn.QuantLinear(16 * 2 * 2, 10, bias=False, weight_quant=Binary),
+        qnn.QuantLinear(16, 10, bias=False, weight_quant=Binary),
     )
 
 
@@ -476,3 +490,183 @@ CNN_ZOO = {
     "residual network, strided 1x1 shortcut": (_Residual.build, (1, 8, 8)),
     "FINN CNV-style 1-bit/2-bit": (_finn_cnv, (1, 8, 8)),
 }
+
+
+# -- The MLPerf Tiny networks (random weights, calibrated: exactness needs no training) ---------------
+
+
+def _kws_mlp():
+    """MLPerf Tiny keyword spotting as FINN's MLP: 490 MFCC features (49 x 10, 8 bits) -> 3 x (dense 64 ->
+    BatchNorm -> ReLU) -> 12 classes, every weight and activation 3 bits (W3A3)."""
+    import brevitas.quant as bq
+    from brevitas import nn as qnn
+    from torch import nn
+
+    layers = [qnn.QuantIdentity(act_quant=bq.Int8ActPerTensorFixedPoint, return_quant_tensor=True)]
+    n_in = 490
+    for _ in range(3):
+        layers += [
+            qnn.QuantLinear(n_in, 64, bias=False, weight_quant=bq.Int8WeightPerTensorFixedPoint, weight_bit_width=3),
+            nn.BatchNorm1d(64),
+            qnn.QuantReLU(act_quant=bq.Uint8ActPerTensorFixedPoint, bit_width=3, return_quant_tensor=True),
+        ]
+        n_in = 64
+    layers.append(
+        qnn.QuantLinear(64, 12, bias=False, weight_quant=bq.Int8WeightPerTensorFixedPoint, weight_bit_width=3)
+    )
+    return nn.Sequential(*layers)
+
+
+def _finn_cnv_w1a1():
+    """FINN's CNV (the BNN-PYNQ example Brevitas ships) at 1-bit weights and activations, 32 x 32 x 3."""
+    from brevitas_examples.bnn_pynq.models.CNV import CNV
+
+    return CNV(num_classes=10, weight_bit_width=1, act_bit_width=1, in_bit_width=8, in_ch=3)
+
+
+class _ResNet8:
+    """MLPerf Tiny image classification's ResNet-8 (32 x 32 x 3): a conv stem, three residual stacks of
+    16 / 32 / 64 channels (the last two strided, with 1x1 shortcuts), ``AvgPool2d(8)`` as the global
+    pool and a dense head; Brevitas' float defaults (float scales, float biases), one shared signed
+    quantizer on both inputs of each Add."""
+
+    @staticmethod
+    def build():
+        import brevitas.quant as bq
+        import torch
+        from brevitas import nn as qnn
+        from torch import nn
+
+        act = bq.Uint8ActPerTensorFloat
+
+        class Stack(nn.Module):
+            def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+                super().__init__()
+                self.conv1 = qnn.QuantConv2d(c_in, c_out, 3, stride=stride, padding=1)
+                self.bn1 = nn.BatchNorm2d(c_out)
+                self.relu1 = qnn.QuantReLU(act_quant=act, return_quant_tensor=True)
+                self.conv2 = qnn.QuantConv2d(c_out, c_out, 3, padding=1)
+                self.bn2 = nn.BatchNorm2d(c_out)
+                self.shortcut = None if stride == 1 else qnn.QuantConv2d(c_in, c_out, 1, stride=stride)
+                self.shared = qnn.QuantIdentity(act_quant=bq.Int8ActPerTensorFloat, return_quant_tensor=True)
+                self.relu2 = qnn.QuantReLU(act_quant=act, return_quant_tensor=True)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                y = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+                skip = x if self.shortcut is None else self.shortcut(x)
+                return self.relu2(self.shared(y) + self.shared(skip))
+
+        return nn.Sequential(
+            qnn.QuantIdentity(act_quant=bq.Int8ActPerTensorFloat, return_quant_tensor=True),
+            qnn.QuantConv2d(3, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            qnn.QuantReLU(act_quant=act, return_quant_tensor=True),
+            Stack(16, 16, 1),
+            Stack(16, 32, 2),
+            Stack(32, 64, 2),
+            nn.AvgPool2d(8),
+            qnn.QuantIdentity(act_quant=act, return_quant_tensor=True),
+            nn.Flatten(),
+            qnn.QuantLinear(64, 10),
+        )
+
+
+def _ds_cnn():
+    """MLPerf Tiny keyword spotting's DS-CNN (49 x 10 x 1 MFCCs): a 10x4 stride-2 conv of 64 channels, four
+    depthwise-separable blocks (3x3 depthwise, 1x1 pointwise, each with BatchNorm and ReLU), a global
+    average pool and 12 classes; 8-bit power-of-two weights, 4-bit activations."""
+    import brevitas.quant as bq
+    from brevitas import nn as qnn
+    from torch import nn
+
+    w, a = bq.Int8WeightPerTensorFixedPoint, bq.Uint8ActPerTensorFixedPoint
+
+    def relu() -> nn.Module:
+        return qnn.QuantReLU(act_quant=a, bit_width=4, return_quant_tensor=True)
+
+    layers = [
+        qnn.QuantIdentity(act_quant=bq.Int8ActPerTensorFixedPoint, return_quant_tensor=True),
+        qnn.QuantConv2d(1, 64, (10, 4), stride=2, padding=(5, 1), bias=False, weight_quant=w),
+        nn.BatchNorm2d(64),
+        relu(),
+    ]
+    for _ in range(4):
+        layers += [
+            qnn.QuantConv2d(64, 64, 3, padding=1, groups=64, bias=False, weight_quant=w),
+            nn.BatchNorm2d(64),
+            relu(),
+            qnn.QuantConv2d(64, 64, 1, bias=False, weight_quant=w),
+            nn.BatchNorm2d(64),
+            relu(),
+        ]
+    layers += [
+        nn.AdaptiveAvgPool2d(1),
+        qnn.QuantIdentity(act_quant=a, bit_width=8, return_quant_tensor=True),
+        nn.Flatten(),
+        qnn.QuantLinear(64, 12, bias=False, weight_quant=w),
+    ]
+    return nn.Sequential(*layers)
+
+
+def _ad08():
+    """MLPerf Tiny anomaly detection's AD08 dense autoencoder: 640 log-mel features -> 4 x (dense 128 ->
+    BatchNorm -> ReLU) -> 8 -> 4 x (dense 128 -> BatchNorm -> ReLU) -> 640, the reconstruction unquantized;
+    Brevitas' float defaults, 6-bit weights and activations."""
+    import brevitas.quant as bq
+    from brevitas import nn as qnn
+    from torch import nn
+
+    def block(n_in: int, n_out: int) -> list[nn.Module]:
+        return [
+            qnn.QuantLinear(n_in, n_out, weight_bit_width=6),
+            nn.BatchNorm1d(n_out),
+            qnn.QuantReLU(act_quant=bq.Uint8ActPerTensorFloat, bit_width=6, return_quant_tensor=True),
+        ]
+
+    widths = [640, 128, 128, 128, 128, 8, 128, 128, 128, 128]
+    layers = [qnn.QuantIdentity(act_quant=bq.Int8ActPerTensorFloat, return_quant_tensor=True)]
+    for n_in, n_out in zip(widths, widths[1:], strict=False):
+        layers += block(n_in, n_out)
+    layers.append(qnn.QuantLinear(128, 640, weight_bit_width=6))
+    return nn.Sequential(*layers)
+
+
+# name: (builder, one sample's input shape)
+MLPERF_TINY = {
+    "KWS MLP W3A3": (_kws_mlp, (490,)),
+    "FINN CNV W1A1": (_finn_cnv_w1a1, (3, 32, 32)),
+    "ResNet-8": (_ResNet8.build, (3, 32, 32)),
+    "DS-CNN": (_ds_cnn, (1, 49, 10)),
+    "AD08 autoencoder": (_ad08, (640,)),
+}
+
+
+def mlperf_tiny(name: str, seed: int = 0):
+    """One of ``MLPERF_TINY``'s networks, built, calibrated and in eval mode; returns (model, input shape)."""
+    import torch
+
+    torch.manual_seed(seed)
+    build, shape = MLPERF_TINY[name]
+    model = build()
+    if len(shape) == 3:
+        return _calibrated(model, shape, seed), shape
+    return _calibrated_mlp(model, shape[0]), shape
+
+
+def _calibrated_mlp(model, n_in: int):
+    """Random BatchNorm1d statistics, then Brevitas' statistics collection."""
+    import torch
+    from torch import nn
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm1d):
+                m.running_mean.normal_(0, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.normal_(1.0, 0.5)
+                m.bias.normal_(0, 0.3)
+    model.train()
+    with torch.no_grad():
+        for _ in range(310):
+            model(torch.randn(16, n_in) * 1.5)
+    return model.eval()

@@ -60,7 +60,8 @@ from fpga_mpq.ir.types import FixedType, type_for_range
 
 ELEMENTWISE = ("Add", "Sub", "Mul", "Div")
 BIAS_GRID_TOLERANCE = Fraction(1, 1 << 16)  # float32 rounding of input scale x weight scale is 2**-24
-REQUANT_OPS = (*ELEMENTWISE, "Relu", "Clip", "BatchNormalization")
+MONOTONE_OPS = ("Sigmoid", "Tanh", "HardSigmoid")  # activations a threshold table holds exactly
+REQUANT_OPS = (*ELEMENTWISE, "Relu", "Clip", "BatchNormalization", *MONOTONE_OPS)
 POOL_OPS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 SPATIAL_OPS = ("Conv", *POOL_OPS)
 SHAPE_OPS = ("Flatten", "Reshape", "Identity")
@@ -161,13 +162,18 @@ def _check_ops(graph: onnx.GraphProto, path: Path) -> None:
     is left to qonnx's constant folding."""
     static = {init.name for init in graph.initializer} | {""}
     for i, node in enumerate(graph.node):  # ONNX lists nodes in topological order
+        name = node.name or f"{node.op_type}_{i}"
         if node.op_type == "Shape" or all(x in static for x in node.input):
             static.update(node.output)
         elif node.op_type not in HANDLERS and not any(node.op_type in p.lowers for p in LOWERING):
-            name = node.name or f"{node.op_type}_{i}"
             raise BadInput(
                 f"model file {path}: node {name[:80]}: op {node.op_type[:40]} is not supported "
                 f"(supported: {', '.join(sorted(HANDLERS))})"
+            )
+        elif node.op_type in SPATIAL_OPS and len(attr(node, "kernel_shape", [0, 0])) == 1:
+            raise BadInput(
+                f"model file {path}: node {name[:80]}: a 1-D {node.op_type} (Conv1d, MaxPool1d, AvgPool1d) is not "
+                "supported yet; write it as the 2-D layer with a 1xK kernel on (C, 1, L) inputs, which is exact"
             )
 
 

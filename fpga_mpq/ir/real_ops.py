@@ -4,11 +4,14 @@ Brevitas' default quantizers give tensors float (non power-of-two) scales, and a
 followed by BatchNorm, a ReLU, a scale or a clamp before the next quantizer. QONNX defines these
 on real numbers; we evaluate them on exact rationals per channel, so the thresholds that replace
 the chain are the real-number result (a square root, BatchNorm's only irrational step, is exact
-when the value is a perfect square and otherwise correct to 2**-200, far below any tie).
+when the value is a perfect square and otherwise correct to 2**-200, far below any tie). Sigmoid
+and Tanh, the monotone activations Brevitas' ``QuantSigmoid`` / ``QuantTanh`` put before their
+quantizer, are evaluated in decimal arithmetic to ``EXP_DIGITS`` significant digits, as far below.
 """
 
 from __future__ import annotations
 
+import decimal
 import math
 from collections.abc import Callable
 from fractions import Fraction
@@ -19,7 +22,29 @@ from fpga_mpq.errors import BadInput
 
 ChannelOp = Callable[[Fraction, int], Fraction]  # (value, channel) -> value, monotone in value
 SQRT_BITS = 200
-OPS = ("BatchNormalization", "Relu", "Clip", "Add", "Sub", "Mul", "Div")
+OPS = ("BatchNormalization", "Relu", "Clip", "Add", "Sub", "Mul", "Div", "Sigmoid", "Tanh", "HardSigmoid")
+EXP_DIGITS = 80
+EXP_LIMIT = 400  # beyond |x| = 400, sigmoid and tanh are their limits to far more than EXP_DIGITS
+
+
+def _exp(x: Fraction) -> Fraction:
+    """e**x to EXP_DIGITS significant digits, as a rational."""
+    with decimal.localcontext() as ctx:
+        ctx.prec = EXP_DIGITS
+        return Fraction((decimal.Decimal(x.numerator) / decimal.Decimal(x.denominator)).exp())
+
+
+def sigmoid(x: Fraction) -> Fraction:
+    if abs(x) > EXP_LIMIT:
+        return Fraction(int(x > 0))
+    return 1 / (1 + _exp(-x))
+
+
+def tanh(x: Fraction) -> Fraction:
+    if abs(x) > EXP_LIMIT:
+        return Fraction(1 if x > 0 else -1)
+    e = _exp(2 * x)
+    return (e - 1) / (e + 1)
 
 
 def sqrt(r: Fraction) -> Fraction:
@@ -55,6 +80,14 @@ def channel_op(model, node, live: str, n: int) -> ChannelOp:
     const = [model.get_initializer(x) if x else None for x in node.input]
     if op == "Relu":
         return lambda x, c: max(x, Fraction(0))
+    if op == "Sigmoid":
+        return lambda x, c: sigmoid(x)
+    if op == "Tanh":
+        return lambda x, c: tanh(x)
+    if op == "HardSigmoid":  # ONNX: max(0, min(1, alpha x + beta)), the attributes in float32
+        alpha = Fraction(float(np.float32(_attribute(node, "alpha", 0.2))))
+        beta = Fraction(float(np.float32(_attribute(node, "beta", 0.5))))
+        return lambda x, c: min(max(alpha * x + beta, Fraction(0)), Fraction(1))
     if op == "BatchNormalization":
         scale, bias, mean, var = (_per_channel(const[i], n, node, what) for i, what in enumerate(_BN, start=1))
         eps = Fraction(float(np.float32(_attribute(node, "epsilon", 1e-5))))

@@ -27,7 +27,10 @@ FLOAT32_EXACT_BITS = 24
 
 
 def _subgraph(model, nodes: list, in_name: str, shape: list[int]):
-    """A standalone model of ``nodes`` with input ``in_name`` of ``shape``."""
+    """A standalone model of ``nodes`` with input ``in_name`` of ``shape``. Every node is elementwise
+    (per-channel constants broadcast into the input's shape), so every tensor has ``shape``: declared
+    here, not inferred (qonnx's shape inference stands a channels-last BatchNorm in for a random
+    constant of the whole shape, minutes for a 2**18-row table)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
     needed = {i for node in nodes for i in node.input}
@@ -37,15 +40,13 @@ def _subgraph(model, nodes: list, in_name: str, shape: list[int]):
         nodes,
         "requant",
         [helper.make_tensor_value_info(in_name, TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, shape)],
         initializer=inits,
+        value_info=[helper.make_tensor_value_info(n.output[0], TensorProto.FLOAT, shape) for n in nodes[:-1]],
     )
     proto = helper.make_model(graph, opset_imports=list(model.model.opset_import))
     proto.ir_version = min(model.model.ir_version, 10)
-    from qonnx.transformation.infer_shapes import InferShapes
-
-    sub = ModelWrapper(onnx.load_from_string(proto.SerializeToString()))
-    return sub.transform(InferShapes()), out
+    return ModelWrapper(onnx.load_from_string(proto.SerializeToString())), out
 
 
 def _grid_frac(y: np.ndarray, name: str) -> int:

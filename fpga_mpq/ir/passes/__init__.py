@@ -2,13 +2,21 @@
 
 from fpga_mpq.ir.passes.absorb_bias import AbsorbBiasAdd
 from fpga_mpq.ir.passes.base import Pass, run_passes
-from fpga_mpq.ir.passes.channels_last import AbsorbTransposeIntoFlatten, ReduceMeanToGlobalPool, SkipTransposePair
+from fpga_mpq.ir.passes.channels_last import (
+    AbsorbTransposeIntoFlatten,
+    DropOnePixelTranspose,
+    PoolToOnePixel,
+    ReduceMeanToGlobalPool,
+    SkipTransposePair,
+)
 from fpga_mpq.ir.passes.matmul_to_gemm import MatMulToGemm
 from fpga_mpq.ir.passes.remove_flatten import RemoveFlatten
 from fpga_mpq.ir.passes.untranspose_gemm import UntransposeGemm
 
 LOWERING: tuple[Pass, ...] = (
     SkipTransposePair(),
+    PoolToOnePixel(),
+    DropOnePixelTranspose(),
     ReduceMeanToGlobalPool(),
     RemoveFlatten(),
     UntransposeGemm(),
@@ -21,8 +29,10 @@ __all__ = [
     "LOWERING",
     "AbsorbBiasAdd",
     "AbsorbTransposeIntoFlatten",
+    "DropOnePixelTranspose",
     "MatMulToGemm",
     "Pass",
+    "PoolToOnePixel",
     "ReduceMeanToGlobalPool",
     "RemoveFlatten",
     "SkipTransposePair",

@@ -56,6 +56,81 @@ class SkipTransposePair:
         return model, changed
 
 
+class PoolToOnePixel:
+    """Every pool qonnx left on an NCHW view whose output is one pixel, read only by per-tensor ops that
+    end in a flatten (``nn.AvgPool2d(8)`` on 8x8 maps, MLPerf Tiny's ResNet-8 global pool): one pixel
+    flattens alike in both layouts, so the pool reads the channels-last tensor directly."""
+
+    lowers = ()
+
+    def apply(self, model):
+        changed = False
+        for node in list(model.graph.node):
+            if node.op_type not in POOLS or node.domain == CHANNELS_LAST:
+                continue
+            first = model.find_producer(node.input[0])
+            shape = model.get_tensor_shape(node.output[0])
+            if first is None or first.op_type != "Transpose" or list(attr(first, "perm", [])) != TO_NCHW:
+                continue
+            if len(consumers(model, first.output[0])) != 1 or shape is None or len(shape) != 4 or shape[2:] != [1, 1]:
+                continue
+            chain = _per_tensor_chain(model, node.output[0])
+            if chain is None:
+                continue
+            node.input[0] = first.input[0]
+            node.domain = CHANNELS_LAST
+            model.graph.node.remove(first)
+            for tensor in chain:
+                model.set_tensor_shape(tensor, [shape[0], 1, 1, shape[1]])
+            changed = True
+        return model, changed
+
+
+class DropOnePixelTranspose:
+    """Every Transpose to NCHW of a one-pixel tensor read only by per-tensor ops that end in a flatten
+    (FINN's CNV: its last conv leaves 1x1 maps before the bipolar quantizer): a no-op on the values."""
+
+    lowers = ()
+
+    def apply(self, model):
+        changed = False
+        for node in list(model.graph.node):
+            if node.op_type != "Transpose" or list(attr(node, "perm", [])) != TO_NCHW:
+                continue
+            shape = model.get_tensor_shape(node.input[0])
+            if shape is None or len(shape) != 4 or shape[1:3] != [1, 1] or node.output[0] in _graph_outputs(model):
+                continue
+            chain = _per_tensor_chain(model, node.output[0])
+            if chain is None:
+                continue
+            model.graph.node.remove(node)
+            rewire(model, node.output[0], node.input[0])
+            for tensor in chain[1:]:
+                model.set_tensor_shape(tensor, list(shape))
+            changed = True
+        return model, changed
+
+
+def _graph_outputs(model) -> set[str]:
+    return {o.name for o in model.graph.output}
+
+
+def _per_tensor_chain(model, tensor: str) -> list[str] | None:
+    """The tensors from ``tensor`` through per-tensor elementwise ops to a flatten, or None when the
+    path forks or meets anything else."""
+    chain = [tensor]
+    while True:
+        readers = consumers(model, chain[-1])
+        if len(readers) != 1:
+            return None
+        (reader,) = readers
+        if reader.op_type in ("Flatten", "Reshape"):
+            return chain
+        if reader.op_type not in ELEMENTWISE or (reader.op_type in QUANT_OPS and _per_channel(model, reader)):
+            return None
+        chain.append(reader.output[0])
+
+
 def _per_channel(model, node) -> bool:
     scale = model.get_initializer(node.input[1]) if len(node.input) > 1 else None
     return scale is not None and scale.size > 1

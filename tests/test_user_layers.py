@@ -1,0 +1,78 @@
+"""Layers users bring from Brevitas (issue 24): the default float bias, monotone activations before a
+quantizer, and the clear refusals for what is not taken yet (1-D convolutions, Concat). The pairwise
+zoo (tests/test_brevitas_zoo.py) draws the float bias and the activations in every combination."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from brevitas import nn as qnn
+from torch import nn
+
+from fpga_mpq.errors import BadInput
+from fpga_mpq.export import execute_qonnx, export_qonnx_file
+from fpga_mpq.ir.from_qonnx import network_from_qonnx
+from fpga_mpq.ir.golden import run
+from fpga_mpq.ir.network import Threshold
+from fpga_mpq.sim.csim import random_inputs
+from fpga_mpq.testing import FLOAT_BIAS, N_IN, BrevitasCase, brevitas_mlp, head_integers
+
+
+def _export(model, shape, path):
+    model.train()
+    with torch.no_grad():
+        for _ in range(20):
+            model(torch.randn(4, *shape))
+    export_qonnx_file(model.eval(), shape if len(shape) > 1 else shape[0], path)
+    return path
+
+
+def test_a_float_bias_on_an_unquantized_head_is_added_by_the_host_after_the_exact_accumulator(tmp_path):
+    path = tmp_path / "m.onnx"
+    export_qonnx_file(brevitas_mlp(BrevitasCase(bias=FLOAT_BIAS, out=None)), N_IN, path)
+    net = network_from_qonnx(path)
+    assert net.head_bias is not None and len(net.head_bias) == net.n_out
+    assert [op.op for op in net.postprocess] == ["Mul", "Add"]
+    assert not net.layers[-1].bias.any(), "the float bias stays off the hardware's integer sum"
+    x = random_inputs(net, 1000, seed=1)
+    ref = execute_qonnx(path, x)
+    trace = run(net, x)
+    assert np.array_equal(head_integers(net, ref), trace.result)
+    assert np.allclose(trace.output, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("act", ["Sigmoid", "Tanh", "Hardsigmoid"])
+def test_a_monotone_activation_before_its_quantizer_becomes_an_exact_threshold(tmp_path, act):
+    path = tmp_path / "m.onnx"
+    case = BrevitasCase(act="Int8ActPerTensorFloat", bias=FLOAT_BIAS, monotone=act, bits=4)
+    export_qonnx_file(brevitas_mlp(case), N_IN, path)
+    net = network_from_qonnx(path)
+    assert any(isinstance(la, Threshold) for la in net.layers)
+    x = random_inputs(net, 1000, seed=1)
+    assert np.array_equal(head_integers(net, execute_qonnx(path, x)), run(net, x).result)
+
+
+def test_a_1d_convolution_is_refused_naming_the_node_and_the_exact_rewrite(tmp_path):
+    model = nn.Sequential(qnn.QuantIdentity(return_quant_tensor=True), qnn.QuantConv1d(4, 8, 3), nn.Flatten())
+    path = _export(model, (4, 16), tmp_path / "m.onnx")
+    with pytest.raises(BadInput, match=r"node \S*Conv\S*: a 1-D Conv \(Conv1d.*1xK kernel on \(C, 1, L\)"):
+        network_from_qonnx(path)
+
+
+class _Branches(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.q = qnn.QuantIdentity(return_quant_tensor=True)
+        self.a, self.b = qnn.QuantLinear(8, 4), qnn.QuantLinear(8, 4)
+        self.act = qnn.QuantReLU(return_quant_tensor=True)
+
+    def forward(self, x):
+        x = self.q(x)
+        return torch.cat([self.act(self.a(x)), self.act(self.b(x))], dim=1)
+
+
+def test_concat_is_refused_naming_the_users_concat_node(tmp_path):
+    path = _export(_Branches(), (8,), tmp_path / "m.onnx")
+    with pytest.raises(BadInput, match=r"node \S*Concat\S*: op Concat is not supported"):
+        network_from_qonnx(path)
