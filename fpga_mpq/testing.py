@@ -326,7 +326,7 @@ def _calibrated(model, shape: tuple[int, ...], seed: int):
 
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
+            if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
                 m.running_mean.normal_(0, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
                 m.weight.normal_(1.0, 0.5)
@@ -482,6 +482,27 @@ def _finn_cnv():
     )
 
 
+def _conv1d():
+    """Time series (C, L) = (4, 32): Conv1d (padding) -> BatchNorm1d -> ReLU -> MaxPool1d -> strided Conv1d ->
+    ReLU -> AvgPool1d as the global pool -> dense; Brevitas' float defaults."""
+    from brevitas import nn as qnn
+    from torch import nn
+
+    return nn.Sequential(
+        qnn.QuantIdentity(return_quant_tensor=True),
+        qnn.QuantConv1d(4, 8, 3, padding=1, weight_bit_width=4),
+        nn.BatchNorm1d(8),
+        qnn.QuantReLU(bit_width=4, return_quant_tensor=True),
+        nn.MaxPool1d(2),
+        qnn.QuantConv1d(8, 8, 3, stride=2, weight_bit_width=4, bias=False),
+        qnn.QuantReLU(bit_width=4, return_quant_tensor=True),
+        nn.AvgPool1d(7),
+        qnn.QuantIdentity(return_quant_tensor=True),
+        nn.Flatten(),
+        qnn.QuantLinear(8, 5, weight_bit_width=4),
+    )
+
+
 CNN_ZOO = {
     "small CNN, power-of-two scales, max pool": (lambda: _small_cnn(), (1, 8, 8)),
     "small CNN, Brevitas float defaults (float biases), BatchNorm": (lambda: _small_cnn(float_scales=True), (1, 8, 8)),
@@ -489,6 +510,7 @@ CNN_ZOO = {
     "depthwise-separable block, strided, global average": (_depthwise_separable, (3, 10, 10)),
     "residual network, strided 1x1 shortcut": (_Residual.build, (1, 8, 8)),
     "FINN CNV-style 1-bit/2-bit": (_finn_cnv, (1, 8, 8)),
+    "1-D convolutions and pools, float defaults": (_conv1d, (4, 32)),
 }
 
 
@@ -496,7 +518,7 @@ CNN_ZOO = {
 
 
 def _kws_mlp():
-    """MLPerf Tiny keyword spotting as FINN's MLP: 490 MFCC features (49 x 10, 8 bits) -> 3 x (dense 64 ->
+    """MLPerf Tiny keyword spotting as FINN's MLP (KWS-W3A3): 490 MFCC features (49 x 10, 8 bits) -> 3 x (dense 256 ->
     BatchNorm -> ReLU) -> 12 classes, every weight and activation 3 bits (W3A3)."""
     import brevitas.quant as bq
     from brevitas import nn as qnn
@@ -506,13 +528,13 @@ def _kws_mlp():
     n_in = 490
     for _ in range(3):
         layers += [
-            qnn.QuantLinear(n_in, 64, bias=False, weight_quant=bq.Int8WeightPerTensorFixedPoint, weight_bit_width=3),
-            nn.BatchNorm1d(64),
+            qnn.QuantLinear(n_in, 256, bias=False, weight_quant=bq.Int8WeightPerTensorFixedPoint, weight_bit_width=3),
+            nn.BatchNorm1d(256),
             qnn.QuantReLU(act_quant=bq.Uint8ActPerTensorFixedPoint, bit_width=3, return_quant_tensor=True),
         ]
-        n_in = 64
+        n_in = 256
     layers.append(
-        qnn.QuantLinear(64, 12, bias=False, weight_quant=bq.Int8WeightPerTensorFixedPoint, weight_bit_width=3)
+        qnn.QuantLinear(256, 12, bias=False, weight_quant=bq.Int8WeightPerTensorFixedPoint, weight_bit_width=3)
     )
     return nn.Sequential(*layers)
 

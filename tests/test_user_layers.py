@@ -1,5 +1,5 @@
 """Layers users bring from Brevitas (issue 24): the default float bias, monotone activations before a
-quantizer, and the clear refusals for what is not taken yet (1-D convolutions, Concat). The pairwise
+quantizer, 1-D convolutions and pools, and the clear refusal of what is not taken yet (Concat). The pairwise
 zoo (tests/test_brevitas_zoo.py) draws the float bias and the activations in every combination."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from fpga_mpq.errors import BadInput
 from fpga_mpq.export import execute_qonnx, export_qonnx_file
 from fpga_mpq.ir.from_qonnx import network_from_qonnx
 from fpga_mpq.ir.golden import run
-from fpga_mpq.ir.network import Threshold
+from fpga_mpq.ir.network import Conv, Threshold
 from fpga_mpq.sim.csim import random_inputs
-from fpga_mpq.testing import FLOAT_BIAS, N_IN, BrevitasCase, brevitas_mlp, head_integers
+from fpga_mpq.testing import FLOAT_BIAS, N_IN, BrevitasCase, brevitas_cnn, brevitas_mlp, head_integers
 
 
 def _export(model, shape, path):
@@ -53,11 +53,16 @@ def test_a_monotone_activation_before_its_quantizer_becomes_an_exact_threshold(t
     assert np.array_equal(head_integers(net, execute_qonnx(path, x)), run(net, x).result)
 
 
-def test_a_1d_convolution_is_refused_naming_the_node_and_the_exact_rewrite(tmp_path):
-    model = nn.Sequential(qnn.QuantIdentity(return_quant_tensor=True), qnn.QuantConv1d(4, 8, 3), nn.Flatten())
-    path = _export(model, (4, 16), tmp_path / "m.onnx")
-    with pytest.raises(BadInput, match=r"node \S*Conv\S*: a 1-D Conv \(Conv1d.*1xK kernel on \(C, 1, L\)"):
-        network_from_qonnx(path)
+def test_1d_convolutions_and_pools_become_2d_layers_on_one_row(tmp_path):
+    model, shape = brevitas_cnn("1-D convolutions and pools, float defaults")
+    path = tmp_path / "m.onnx"
+    export_qonnx_file(model, shape, path)
+    net = network_from_qonnx(path)
+    assert net.input.model_shape == (4, 1, 32)
+    convs = [la for la in net.layers if isinstance(la, Conv)]
+    assert [c.weight.shape[:2] for c in convs] == [(1, 3), (1, 3)] and convs[1].strides == (1, 2)
+    x = random_inputs(net, 1000, seed=1)
+    assert np.array_equal(head_integers(net, execute_qonnx(path, x)), run(net, x).result)
 
 
 class _Branches(nn.Module):

@@ -53,6 +53,7 @@ from fpga_mpq.ir.network import (
     window_shape,
 )
 from fpga_mpq.ir.passes import LOWERING, run_passes
+from fpga_mpq.ir.passes.conv1d import Conv1dAs2d
 from fpga_mpq.ir.quant_nodes import QUANT_OPS, FoldedConst, attr, fold_constant, quant_params
 from fpga_mpq.ir.real_ops import channel_op
 from fpga_mpq.ir.tabulate import can_tabulate, exact_thresholds, tabulate
@@ -114,6 +115,9 @@ def load_qonnx(path: Path):
         node.metadata_props.add(key=USER_NAME, value=node.name)
     try:
         model = cleanup_model(raw)
+        model = cleanup_model(run_passes(model, (Conv1dAs2d(),)))
+    except BadInput:
+        raise
     except Exception as e:
         raise BadInput(f"model file {path}: qonnx cannot clean the graph: {str(e).splitlines()[0]}") from None
     if any(node.op_type in SPATIAL_OPS for node in model.graph.node):
@@ -162,18 +166,13 @@ def _check_ops(graph: onnx.GraphProto, path: Path) -> None:
     is left to qonnx's constant folding."""
     static = {init.name for init in graph.initializer} | {""}
     for i, node in enumerate(graph.node):  # ONNX lists nodes in topological order
-        name = node.name or f"{node.op_type}_{i}"
         if node.op_type == "Shape" or all(x in static for x in node.input):
             static.update(node.output)
         elif node.op_type not in HANDLERS and not any(node.op_type in p.lowers for p in LOWERING):
+            name = node.name or f"{node.op_type}_{i}"
             raise BadInput(
                 f"model file {path}: node {name[:80]}: op {node.op_type[:40]} is not supported "
                 f"(supported: {', '.join(sorted(HANDLERS))})"
-            )
-        elif node.op_type in SPATIAL_OPS and len(attr(node, "kernel_shape", [0, 0])) == 1:
-            raise BadInput(
-                f"model file {path}: node {name[:80]}: a 1-D {node.op_type} (Conv1d, MaxPool1d, AvgPool1d) is not "
-                "supported yet; write it as the 2-D layer with a 1xK kernel on (C, 1, L) inputs, which is exact"
             )
 
 
