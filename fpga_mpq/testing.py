@@ -482,6 +482,42 @@ def _finn_cnv():
     )
 
 
+class _Inception:
+    """Two branches of the quantized input (a padded 3x3 conv with BatchNorm, a 1x1 conv), each with its
+    own power-of-two quantizer (4 and 6 bits), concatenated along the channels (``torch.cat``), then a
+    3x3 conv, a max pool and a dense head."""
+
+    @staticmethod
+    def build():
+        import brevitas.quant as bq
+        import torch
+        from brevitas import nn as qnn
+        from torch import nn
+
+        w, a = bq.Int8WeightPerTensorFixedPoint, bq.Uint8ActPerTensorFixedPoint
+
+        class Net(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.q = qnn.QuantIdentity(act_quant=bq.Int8ActPerTensorFixedPoint, return_quant_tensor=True)
+                self.wide = qnn.QuantConv2d(1, 4, 3, padding=1, bias=False, weight_quant=w, weight_bit_width=4)
+                self.bn = nn.BatchNorm2d(4)
+                self.wide_act = qnn.QuantReLU(act_quant=a, bit_width=4)  # plain tensors: torch.cat of two widths
+                self.narrow = qnn.QuantConv2d(1, 3, 1, bias=False, weight_quant=w, weight_bit_width=4)
+                self.narrow_act = qnn.QuantReLU(act_quant=a, bit_width=6)
+                self.conv = qnn.QuantConv2d(7, 8, 3, bias=False, weight_quant=w, weight_bit_width=4)
+                self.act = qnn.QuantReLU(act_quant=a, bit_width=4, return_quant_tensor=True)
+                self.pool = nn.MaxPool2d(2)
+                self.fc = qnn.QuantLinear(8 * 3 * 3, 10, bias=False, weight_quant=w, weight_bit_width=4)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                x = self.q(x)
+                y = torch.cat([self.wide_act(self.bn(self.wide(x))), self.narrow_act(self.narrow(x))], dim=1)
+                return self.fc(torch.flatten(self.pool(self.act(self.conv(y))), 1))
+
+        return Net()
+
+
 def _conv1d():
     """Time series (C, L) = (4, 32): Conv1d (padding) -> BatchNorm1d -> ReLU -> MaxPool1d -> strided Conv1d ->
     ReLU -> AvgPool1d as the global pool -> dense; Brevitas' float defaults."""
@@ -511,6 +547,7 @@ CNN_ZOO = {
     "residual network, strided 1x1 shortcut": (_Residual.build, (1, 8, 8)),
     "FINN CNV-style 1-bit/2-bit": (_finn_cnv, (1, 8, 8)),
     "1-D convolutions and pools, float defaults": (_conv1d, (4, 32)),
+    "inception-style Concat of two branches": (_Inception.build, (1, 8, 8)),
 }
 
 

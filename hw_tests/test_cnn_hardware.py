@@ -1,7 +1,7 @@
 """Convolutional networks through HLS C simulation (io_parallel and io_stream) and RTL simulation,
 bit for bit against the golden model: every network of ``CNN_ZOO`` (padding, stride, depthwise
 groups, max / average / global pools, residual blocks with a strided shortcut, bipolar FINN
-CNV-style layers, Brevitas float defaults with BatchNorm)."""
+CNV-style layers, Brevitas float defaults with BatchNorm, 1-D convolutions, a Concat of two branches)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from fpga_mpq.testing import CNN_ZOO
 RTL_CASES = (
     pytest.param("small CNN, power-of-two scales, max pool", marks=pytest.mark.slow),
     "FINN CNV-style 1-bit/2-bit",
+    pytest.param("inception-style Concat of two branches", marks=pytest.mark.slow),
 )
 
 

@@ -1,20 +1,20 @@
 """Layers users bring from Brevitas (issue 24): the default float bias, monotone activations before a
-quantizer, 1-D convolutions and pools, and the clear refusal of what is not taken yet (Concat). The pairwise
+quantizer, 1-D convolutions and pools, and Concat. The pairwise
 zoo (tests/test_brevitas_zoo.py) draws the float bias and the activations in every combination."""
 
 from __future__ import annotations
 
+import brevitas.quant as bq
 import numpy as np
 import pytest
 import torch
 from brevitas import nn as qnn
 from torch import nn
 
-from fpga_mpq.errors import BadInput
 from fpga_mpq.export import execute_qonnx, export_qonnx_file
 from fpga_mpq.ir.from_qonnx import network_from_qonnx
 from fpga_mpq.ir.golden import run
-from fpga_mpq.ir.network import Conv, Threshold
+from fpga_mpq.ir.network import Concat, Conv, Threshold
 from fpga_mpq.sim.csim import random_inputs
 from fpga_mpq.testing import FLOAT_BIAS, N_IN, BrevitasCase, brevitas_cnn, brevitas_mlp, head_integers
 
@@ -28,9 +28,10 @@ def _export(model, shape, path):
     return path
 
 
-def test_a_float_bias_on_an_unquantized_head_is_added_by_the_host_after_the_exact_accumulator(tmp_path):
+@pytest.mark.parametrize("bias", [FLOAT_BIAS, "Int8BiasPerTensorFloatInternalScaling"])
+def test_a_bias_off_the_heads_grid_is_added_by_the_host_after_the_exact_accumulator(tmp_path, bias):
     path = tmp_path / "m.onnx"
-    export_qonnx_file(brevitas_mlp(BrevitasCase(bias=FLOAT_BIAS, out=None)), N_IN, path)
+    export_qonnx_file(brevitas_mlp(BrevitasCase(bias=bias, out=None)), N_IN, path)
     net = network_from_qonnx(path)
     assert net.head_bias is not None and len(net.head_bias) == net.n_out
     assert [op.op for op in net.postprocess] == ["Mul", "Add"]
@@ -65,19 +66,28 @@ def test_1d_convolutions_and_pools_become_2d_layers_on_one_row(tmp_path):
     assert np.array_equal(head_integers(net, execute_qonnx(path, x)), run(net, x).result)
 
 
-class _Branches(nn.Module):
+class Branches(nn.Module):
+    """Two dense branches of one quantized input at different widths, concatenated (``torch.cat``);
+    power-of-two scales (two float scales side by side cannot feed one integer dense layer)."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.q = qnn.QuantIdentity(return_quant_tensor=True)
-        self.a, self.b = qnn.QuantLinear(8, 4), qnn.QuantLinear(8, 4)
-        self.act = qnn.QuantReLU(return_quant_tensor=True)
+        w, a = bq.Int8WeightPerTensorFixedPoint, bq.Uint8ActPerTensorFixedPoint
+        self.q = qnn.QuantIdentity(act_quant=bq.Int8ActPerTensorFixedPoint, return_quant_tensor=True)
+        self.a = qnn.QuantLinear(8, 4, weight_quant=w, weight_bit_width=4)
+        self.b = qnn.QuantLinear(8, 6, weight_quant=w, weight_bit_width=4)
+        self.act_a, self.act_b = qnn.QuantReLU(act_quant=a, bit_width=4), qnn.QuantReLU(act_quant=a, bit_width=6)
+        self.head = qnn.QuantLinear(10, 3, weight_quant=w, weight_bit_width=4)
 
     def forward(self, x):
         x = self.q(x)
-        return torch.cat([self.act(self.a(x)), self.act(self.b(x))], dim=1)
+        return self.head(torch.cat([self.act_a(self.a(x)), self.act_b(self.b(x))], dim=1))
 
 
-def test_concat_is_refused_naming_the_users_concat_node(tmp_path):
-    path = _export(_Branches(), (8,), tmp_path / "m.onnx")
-    with pytest.raises(BadInput, match=r"node \S*Concat\S*: op Concat is not supported"):
-        network_from_qonnx(path)
+def test_a_concat_of_two_dense_branches_is_one_exact_layer(tmp_path):
+    path = _export(Branches(), (8,), tmp_path / "m.onnx")
+    net = network_from_qonnx(path)
+    (concat,) = [la for la in net.layers if isinstance(la, Concat)]
+    assert concat.shape == (10,)
+    x = random_inputs(net, 1000, seed=1)
+    assert np.array_equal(head_integers(net, execute_qonnx(path, x)), run(net, x).result)

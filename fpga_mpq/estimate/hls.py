@@ -35,6 +35,7 @@ from fpga_mpq.estimate.model import Cost, Estimate, EstimateConfig, LayerEstimat
 from fpga_mpq.ir.network import (
     Activation,
     Add,
+    Concat,
     Conv,
     Dense,
     Network,
@@ -222,6 +223,8 @@ def estimate_hls(net: Network, cfg: EstimateConfig) -> Estimate:
                 est = LayerEstimate(layer.name, "reshape", Cost(), 0, 1)  # wires
             case Add():
                 est = _add(layer)
+            case Concat():
+                est = LayerEstimate(layer.name, "concat", Cost(), 0, 1)  # wires
             case Softmax():
                 est = _softmax(layer, cfg)
             case _:
@@ -303,6 +306,8 @@ def _stream_layer(layer, plan: dict, in_shape: tuple[int, ...], cfg: EstimateCon
                                 base.detail)  # fmt: skip
         case Reshape():
             est = LayerEstimate(layer.name, "reshape", Cost(), 0, 1)
+        case Concat():
+            est = LayerEstimate(layer.name, "concat", Cost(), 1, 1)  # wires, one pixel per cycle
         case _:
             raise unsupported_layer(layer, "the HLS estimator")
     width = plan["pack"] * layer.out.width

@@ -61,7 +61,7 @@ def estimate_rtl(net: Network, cfg: EstimateConfig) -> Estimate:
     total_ff = FF_PER_REGISTER_BIT * pipe.reg_bits
     layers = rtl_layers(net)
     shapes = {name: t.shape for name, t in net.tensors.items()}
-    combs = [trace_single(layer, shapes[layer.inputs[0]]) for layer in layers]
+    combs = [trace_single(layer, [shapes[name] for name in layer.inputs]) for layer in layers]
     costs = [cost_by_kind(c) for c in combs]
     delays = [float(np.max(c.latency)) if c.ops else 0.0 for c in combs]
     luts = _share(total_lut, [lut_from_costs(c) for c in costs])

@@ -22,6 +22,7 @@ from fpga_mpq.hls.stream import packs as stream_packs
 from fpga_mpq.ir.network import (
     Activation,
     Add,
+    Concat,
     Conv,
     Dense,
     Network,
@@ -35,6 +36,7 @@ from fpga_mpq.ir.types import FixedType, Overflow, Rounding, to_ap
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "hls"  # package data: shipped in the wheel
 HLS4ML_VIVADO = Path(hls4ml.__file__).parent / "templates" / "vivado"
+MERGES = ("add", "concat")  # two-input layers: the stream FIFO depths of their inputs follow the branches
 SOFTMAX_TYPE = FixedType(False, 18, 1, Rounding.RND, Overflow.SAT)
 SOFTMAX_TOLERANCE = 0.02  # absolute, per probability: hls4ml's 1024-entry exp / inverse tables
 # our own HLS C++, copied verbatim
@@ -190,6 +192,15 @@ def _kind_context(layer, in_shape: tuple[int, ...], cfg: HlsConfig) -> dict:
             return {"kind": "reshape", "op": "Flatten", "in_type": to_ap(layer.in_type)}
         case Add():
             return {"kind": "add", "op": "Add", "in_type": " + ".join(to_ap(t) for t in layer.in_types)}
+        case Concat():
+            second = (*in_shape[:-1], layer.shape[-1] - in_shape[-1])
+            return {
+                "kind": "concat",
+                "op": "Concat (channels)",
+                "in_type": " | ".join(to_ap(t) for t in layer.in_types),
+                "dims1": list(in_shape),
+                "dims2": list(second),
+            }
         case _:
             raise unsupported_layer(layer, "the HLS generator")
 
@@ -228,16 +239,16 @@ def _stream_context(net: Network, layer, entry: dict, in_shape: tuple[int, ...],
 
 
 def _set_depths(net: Network, ctx: list[dict], input_clone: dict | None) -> None:
-    """FIFO depths: CHAIN_DEPTH, and the Add inputs after a fork as deep as ``fifo_depths`` says."""
+    """FIFO depths: CHAIN_DEPTH, and the Add / Concat inputs after a fork as deep as ``fifo_depths`` says."""
     plans = {
-        e["tensor"]: {"needed": e["needed"], "input": None if e["kind"] == "add" else e["input_tensor"],
+        e["tensor"]: {"needed": e["needed"], "input": None if e["kind"] in MERGES else e["input_tensor"],
                       "packs": e["packs"]}
         for e in ctx
     }  # fmt: skip
     depths = fifo_depths(net, plans)
     by_var: dict[str, int] = {}
     for e in ctx:
-        if e["kind"] == "add":
+        if e["kind"] in MERGES:
             for src, tensor in zip(e["srcs"], net.exact_layers[e["index"] - 2].inputs, strict=True):
                 by_var[src] = depths.get(tensor, CHAIN_DEPTH)
     for e in ctx:
@@ -283,7 +294,7 @@ def _weight_files(net: Network, layers: list[dict]) -> dict[str, dict]:
                 ("t", layer.thresholds.ravel(), layer.in_type, ctx["in_c_type"]),
                 ("v", layer.values.ravel(), layer.out, f"layer{index}_t"),
             )
-        elif isinstance(layer, Activation | Add | Pool | Reshape):
+        elif isinstance(layer, Activation | Add | Concat | Pool | Reshape):
             continue
         else:
             raise unsupported_layer(layer, "the HLS generator")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fpga_mpq.errors import BadInput
-from fpga_mpq.ir.network import Add, Conv, Dense, Network, Pool, Reshape
+from fpga_mpq.ir.network import Add, Concat, Conv, Dense, Network, Pool, Reshape
 
 CHAIN_DEPTH = 2
 
@@ -112,7 +112,7 @@ def compose(first: np.ndarray, then: np.ndarray) -> np.ndarray:
 
 
 def fifo_depths(net: Network, plans: dict[str, dict]) -> dict[str, int]:
-    """Depth of every Add input stream that follows a fork, keyed by tensor name (others: CHAIN_DEPTH).
+    """Depth of every Add or Concat input stream that follows a fork, keyed by tensor name (others: CHAIN_DEPTH).
 
     ``plans`` maps each layer's output tensor to its ``needed`` array and its input tensor.
     """
@@ -122,7 +122,7 @@ def fifo_depths(net: Network, plans: dict[str, dict]) -> dict[str, int]:
             readers[t] = readers.get(t, 0) + 1
     depths: dict[str, int] = {}
     for layer in net.exact_layers:
-        if not isinstance(layer, Add):
+        if not isinstance(layer, Add | Concat):
             continue
         branches = [_branch(t, readers, plans) for t in layer.inputs]
         n = plans[layer.output]["packs"]

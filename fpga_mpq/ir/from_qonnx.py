@@ -37,6 +37,7 @@ from fpga_mpq.ir.network import (
     MAX_WEIGHTS,
     Activation,
     Add,
+    Concat,
     Conv,
     Dense,
     FloatOp,
@@ -49,6 +50,7 @@ from fpga_mpq.ir.network import (
     Tensor,
     Threshold,
     accumulator_type,
+    concat_type,
     sum_type,
     window_shape,
 )
@@ -646,7 +648,11 @@ class _Builder:
         """Real scale of each output channel: input scale x that column's weight scale."""
         extra_in = set(v.extra) if v.extra is not None else {Fraction(1)}
         if len(extra_in) != 1:
-            raise BadInput(f"node {node.name}: per-channel float scales on a dense input are not supported")
+            raise BadInput(
+                f"node {node.name}: its input has a different float scale per channel (a Concat of branches with "
+                "their own float-scale quantizers): not exact in one integer sum; quantize the branches with one "
+                "shared quantizer or with power-of-two scales"
+            )
         (e_in,) = extra_in
         w_scale = (
             np.ones(n_out) if weight.scale is None else np.broadcast_to(weight.scale.reshape(1, -1), (1, n_out))[0]
@@ -673,6 +679,41 @@ class _Builder:
         out = sum_type(ta.type, tb.type)
         tensor = self.emit(Add(node.name, (ta.name, tb.name), node.output[0], ta.shape, (ta.type, tb.type), out))
         self.values[node.output[0]] = Value(tensor, extra=a.extra, real_bias=real_bias)
+
+    def on_concat(self, node) -> None:
+        """Two activations side by side along the channels; a float scale or bias per channel travels
+        with its channels to the next quantizer."""
+        acts = self.activation_inputs(node)
+        if len(acts) != 2 or len(node.input) != 2:
+            raise BadInput(f"node {node.name}: Concat of {len(node.input)} inputs; two activations are supported")
+        t_shape = self.model.get_tensor_shape(node.output[0])
+        axis = int(attr(node, "axis", 1))
+        channels = len(t_shape) - 1 if t_shape else 1
+        if node.domain != CHANNELS_LAST and axis % max(len(t_shape or [0, 0]), 1) != 1:
+            raise BadInput(f"node {node.name}: Concat along axis {axis}; only the channels (axis 1) are supported")
+        if node.domain == CHANNELS_LAST and axis % len(t_shape) != channels:
+            raise BadInput(f"node {node.name}: Concat along axis {axis}; only the channels are supported")
+        a, b = (self.fixed(node, x) for x in acts)
+        ta, tb = self.tensor(a.tensor), self.tensor(b.tensor)
+        if ta.shape[:-1] != tb.shape[:-1]:
+            raise BadInput(f"node {node.name}: concatenates shapes {ta.shape} and {tb.shape}")
+
+        def per_channel(values, n: int, fill: Fraction) -> np.ndarray:
+            return np.array([fill] * n, dtype=object) if values is None else values
+
+        extra = real_bias = None
+        if a.extra is not None or b.extra is not None:
+            one = Fraction(1)
+            extra = np.concatenate([per_channel(a.extra, ta.shape[-1], one), per_channel(b.extra, tb.shape[-1], one)])
+        if a.real_bias is not None or b.real_bias is not None:
+            zero = Fraction(0)
+            real_bias = np.concatenate(
+                [per_channel(a.real_bias, ta.shape[-1], zero), per_channel(b.real_bias, tb.shape[-1], zero)]
+            )
+        shape = (*ta.shape[:-1], ta.shape[-1] + tb.shape[-1])
+        out = concat_type(ta.type, tb.type)
+        tensor = self.emit(Concat(node.name, (ta.name, tb.name), node.output[0], shape, (ta.type, tb.type), out))
+        self.values[node.output[0]] = Value(tensor, extra=extra, real_bias=real_bias)
 
     def on_softmax(self, node) -> None:
         if node.output[0] != self.model.graph.output[0].name:
@@ -761,6 +802,7 @@ HANDLERS = {
     **dict.fromkeys(POOL_OPS, _Builder.on_pool),
     **dict.fromkeys(SHAPE_OPS, _Builder.on_shape),
     "Add": _Builder.on_add,
+    "Concat": _Builder.on_concat,
     "Softmax": _Builder.on_softmax,
 }  # one handler per op type of the lowered graph
 

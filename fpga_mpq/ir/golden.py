@@ -13,6 +13,7 @@ from fpga_mpq.errors import BadInput
 from fpga_mpq.ir.network import (
     Activation,
     Add,
+    Concat,
     Conv,
     Dense,
     Network,
@@ -228,6 +229,11 @@ def _add(layer: Add, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a << (frac - ta.frac)) + (b << (frac - tb.frac))
 
 
+def _concat(layer: Concat, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    (ta, tb), frac = layer.in_types, layer.out.frac
+    return np.concatenate([a << (frac - ta.frac), b << (frac - tb.frac)], axis=-1)
+
+
 def _softmax(logits: np.ndarray) -> np.ndarray:
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
@@ -257,6 +263,8 @@ def run(net: Network, x: np.ndarray) -> Trace:
                 out = v.reshape(len(v), *layer.shape)
             case Add():
                 out = _add(layer, *(env[name] for name in layer.inputs))
+            case Concat():
+                out = _concat(layer, *(env[name] for name in layer.inputs))
             case Softmax():
                 v = env[layer.input]
                 softmax = _softmax(to_float(v.reshape(len(v), -1), layer.in_type.frac))

@@ -150,6 +150,19 @@ class Add(_Sized):
 
 
 @dataclass(frozen=True)
+class Concat(_Sized):
+    """Two tensors side by side along the channels (an inception block, a U-Net skip): each input's
+    values exactly, on ``out``'s grid, which holds both types."""
+
+    name: str
+    inputs: tuple[str, str]
+    output: str
+    shape: tuple[int, ...]
+    in_types: tuple[FixedType, FixedType]
+    out: FixedType
+
+
+@dataclass(frozen=True)
 class Conv(_Unary):
     """2-D convolution, channels last: ``(H, W, C) -> (OH, OW, F)`` computed exactly into ``out``.
 
@@ -223,8 +236,8 @@ class Softmax(_Unary):
     in_type: FixedType
 
 
-Layer = Dense | Conv | Pool | Reshape | Activation | Threshold | Add | Softmax
-ExactLayer = Dense | Conv | Pool | Reshape | Activation | Threshold | Add
+Layer = Dense | Conv | Pool | Reshape | Activation | Threshold | Add | Concat | Softmax
+ExactLayer = Dense | Conv | Pool | Reshape | Activation | Threshold | Add | Concat
 
 
 @dataclass(frozen=True)
@@ -244,7 +257,7 @@ class FloatOp:
 
 def input_types(layer: Layer) -> tuple[FixedType, ...]:
     """The types a layer reads, one per name in ``layer.inputs``."""
-    return layer.in_types if isinstance(layer, Add) else (layer.in_type,)
+    return layer.in_types if isinstance(layer, Add | Concat) else (layer.in_type,)
 
 
 @dataclass(frozen=True)
@@ -326,6 +339,10 @@ def _output_shape(layer: Layer, in_shapes: list[tuple[int, ...]]) -> tuple[int, 
         if math.prod(in_shapes[0]) != math.prod(layer.shape):
             raise BadInput(f"layer {layer.name}: reshapes {in_shapes[0]} to {layer.shape}")
         return tuple(layer.shape)
+    if isinstance(layer, Concat):
+        if in_shapes[0][:-1] != in_shapes[1][:-1]:
+            raise BadInput(f"layer {layer.name}: concatenates shapes {in_shapes[0]} and {in_shapes[1]}")
+        return (*in_shapes[0][:-1], in_shapes[0][-1] + in_shapes[1][-1])
     if isinstance(layer, Add):
         if in_shapes[0] != in_shapes[1]:
             raise BadInput(f"layer {layer.name}: adds shapes {in_shapes[0]} and {in_shapes[1]}")
@@ -383,6 +400,14 @@ def sum_type(a: FixedType, b: FixedType) -> FixedType:
     frac = max(a.frac, b.frac)
     lo = (a.min_int << (frac - a.frac)) + (b.min_int << (frac - b.frac))
     hi = (a.max_int << (frac - a.frac)) + (b.max_int << (frac - b.frac))
+    return type_for_range(min(lo, 0), max(hi, 0), frac)
+
+
+def concat_type(a: FixedType, b: FixedType) -> FixedType:
+    """Tightest type holding every value of ``a`` and of ``b`` exactly: the finer grid, both ranges."""
+    frac = max(a.frac, b.frac)
+    lo = min(a.min_int << (frac - a.frac), b.min_int << (frac - b.frac))
+    hi = max(a.max_int << (frac - a.frac), b.max_int << (frac - b.frac))
     return type_for_range(min(lo, 0), max(hi, 0), frac)
 
 

@@ -21,6 +21,7 @@ from fpga_mpq.errors import BadInput
 from fpga_mpq.ir.network import (
     Activation,
     Add,
+    Concat,
     Conv,
     Dense,
     ExactLayer,
@@ -160,6 +161,9 @@ def trace_layer(layer: ExactLayer, shapes: list[tuple[int, ...]], *xs: FixedVari
             return _threshold(xs[0], layer)
         case Add():
             return xs[0] + xs[1]  # da4ml widens to hold every sum, as the layer's type does
+        case Concat():  # channels last: per pixel, the first input's channels, then the second's
+            parts = [x.reshape(-1, s[-1]) for x, s in zip(xs, shapes, strict=True)]
+            return np.concatenate(parts, axis=1).reshape(-1)
         case _:
             raise unsupported_layer(layer, "the RTL tracer")
 
@@ -196,14 +200,15 @@ def trace_network(net: Network) -> Traced:
     return Traced(comb_trace(inp, env[last.output]), last.out.frac, last.output, tuple(la.name for la in layers))
 
 
-def trace_single(layer: ExactLayer, in_shape: tuple[int, ...] | None = None) -> CombLogic:
-    """One layer alone, from its declared input types (and input shape, for windows and reshapes):
-    what the estimator costs per layer."""
-    in_shape = in_shape or ((layer.n_in,) if isinstance(layer, Dense) else tuple(layer.shape))
+def trace_single(layer: ExactLayer, in_shapes: list[tuple[int, ...]] | None = None) -> CombLogic:
+    """One layer alone, from its declared input types (and input shapes, for windows, reshapes and
+    concatenations): what the estimator costs per layer."""
+    types = input_types(layer)
+    in_shapes = in_shapes or [(layer.n_in,) if isinstance(layer, Dense) else tuple(layer.shape)] * len(types)
     xs = []
-    for t in input_types(layer):
-        n = math.prod(in_shape)
+    for t, shape in zip(types, in_shapes, strict=True):
+        n = math.prod(shape)
         k, i, f = kif(t)
         xs.append(FixedVariableArray.from_kif(np.full(n, k), np.full(n, i), np.full(n, f), hwconf=HW))
     inp = xs[0] if len(xs) == 1 else np.concatenate(xs)
-    return comb_trace(inp, trace_layer(layer, [in_shape] * len(xs), *xs))
+    return comb_trace(inp, trace_layer(layer, in_shapes, *xs))

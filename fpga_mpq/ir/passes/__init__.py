@@ -4,17 +4,23 @@ from fpga_mpq.ir.passes.absorb_bias import AbsorbBiasAdd
 from fpga_mpq.ir.passes.base import Pass, run_passes
 from fpga_mpq.ir.passes.channels_last import (
     AbsorbTransposeIntoFlatten,
+    CancelTransposePair,
+    ConcatChannelsLast,
     DropOnePixelTranspose,
     PoolToOnePixel,
     ReduceMeanToGlobalPool,
     SkipTransposePair,
+    TransposeBeforeInputQuant,
 )
 from fpga_mpq.ir.passes.matmul_to_gemm import MatMulToGemm
 from fpga_mpq.ir.passes.remove_flatten import RemoveFlatten
 from fpga_mpq.ir.passes.untranspose_gemm import UntransposeGemm
 
 LOWERING: tuple[Pass, ...] = (
+    TransposeBeforeInputQuant(),
     SkipTransposePair(),
+    ConcatChannelsLast(),
+    CancelTransposePair(),
     PoolToOnePixel(),
     DropOnePixelTranspose(),
     ReduceMeanToGlobalPool(),
@@ -29,6 +35,8 @@ __all__ = [
     "LOWERING",
     "AbsorbBiasAdd",
     "AbsorbTransposeIntoFlatten",
+    "CancelTransposePair",
+    "ConcatChannelsLast",
     "DropOnePixelTranspose",
     "MatMulToGemm",
     "Pass",
@@ -36,6 +44,7 @@ __all__ = [
     "ReduceMeanToGlobalPool",
     "RemoveFlatten",
     "SkipTransposePair",
+    "TransposeBeforeInputQuant",
     "UntransposeGemm",
     "run_passes",
 ]

@@ -111,6 +111,95 @@ class DropOnePixelTranspose:
         return model, changed
 
 
+class ConcatChannelsLast:
+    """Every Concat of NCHW views along the channels (qonnx wraps it in Transposes) concatenates the
+    channels-last tensors along their last axis instead; one Transpose after it gives its readers the
+    NCHW view they read (a flatten folds it into the dense weights, a Transpose back cancels it)."""
+
+    lowers = ()
+
+    def apply(self, model):
+        changed = False
+        for node in list(model.graph.node):
+            if node.op_type != "Concat" or node.domain == CHANNELS_LAST or attr(node, "axis", 1) != 1:
+                continue
+            firsts = [model.find_producer(x) for x in node.input]
+            if not firsts or any(
+                f is None or f.op_type != "Transpose" or list(attr(f, "perm", [])) != TO_NCHW
+                or len(consumers(model, f.output[0])) != 1
+                for f in firsts
+            ):  # fmt: skip
+                continue
+            nchw = model.get_tensor_shape(node.output[0])
+            for i, f in enumerate(firsts):
+                node.input[i] = f.input[0]
+                model.graph.node.remove(f)
+            out = node.output[0]
+            node.output[0] = f"{out}_nhwc"
+            node.domain = CHANNELS_LAST  # the builder reads the axis in channels-last terms
+            for a in [a for a in node.attribute if a.name == "axis"]:
+                node.attribute.remove(a)
+            node.attribute.append(helper.make_attribute("axis", 3))
+            model.set_tensor_shape(node.output[0], [nchw[0], nchw[2], nchw[3], nchw[1]])
+            index = list(model.graph.node).index(node) + 1
+            back = helper.make_node("Transpose", [node.output[0]], [out], perm=TO_NCHW, name=f"{node.name}_nchw")
+            model.graph.node.insert(index, back)
+            changed = True
+        return model, changed
+
+
+class TransposeBeforeInputQuant:
+    """The model input quantized once and read by several convolutions: qonnx leaves one Transpose
+    to channels last per reader after the quantizer; one Transpose before it (per tensor, the
+    quantizer is indifferent to the layout) is the host's transpose of the input."""
+
+    lowers = ()
+
+    def apply(self, model):
+        inputs = {i.name for i in model.graph.input}
+        for node in list(model.graph.node):
+            if node.op_type not in QUANT_OPS or node.input[0] not in inputs or _per_channel(model, node):
+                continue
+            readers = consumers(model, node.output[0])
+            if len(readers) < 2 or any(
+                r.op_type != "Transpose" or list(attr(r, "perm", [])) != TO_NHWC for r in readers
+            ):
+                continue
+            shape = model.get_tensor_shape(node.input[0])
+            moved = helper.make_node("Transpose", [node.input[0]], [f"{node.input[0]}_nhwc"], perm=TO_NHWC)
+            moved.name = f"{readers[0].name}_input"
+            model.graph.node.insert(list(model.graph.node).index(node), moved)
+            model.set_tensor_shape(moved.output[0], [shape[0], shape[2], shape[3], shape[1]])
+            node.input[0] = moved.output[0]
+            model.set_tensor_shape(node.output[0], [shape[0], shape[2], shape[3], shape[1]])
+            for r in readers:
+                model.graph.node.remove(r)
+                rewire(model, r.output[0], node.output[0])
+            return model, True
+        return model, False
+
+
+class CancelTransposePair:
+    """A Transpose to NCHW read only by one Transpose back to NHWC: both go."""
+
+    lowers = ()
+
+    def apply(self, model):
+        for node in list(model.graph.node):
+            if node.op_type != "Transpose" or list(attr(node, "perm", [])) != TO_NCHW:
+                continue
+            readers = consumers(model, node.output[0])
+            if len(readers) != 1 or readers[0].op_type != "Transpose" or list(attr(readers[0], "perm", [])) != TO_NHWC:
+                continue
+            if node.output[0] in _graph_outputs(model):
+                continue
+            model.graph.node.remove(node)
+            model.graph.node.remove(readers[0])
+            rewire(model, readers[0].output[0], node.input[0])
+            return model, True
+        return model, False
+
+
 def _graph_outputs(model) -> set[str]:
     return {o.name for o in model.graph.output}
 
