@@ -15,6 +15,7 @@ from fpga_mpq.testing import ROUNDING_MODES, LayerDraw, MlpDraw, QuantSpec, save
 
 ZOO = Path(__file__).resolve().parent / "tests" / "data" / "qonnx_zoo"  # copied from the public zoo, see SOURCES.md
 FUZZ = os.environ.get("MPQ_FUZZ") == "1"  # `make fuzz`: many more examples
+MONOTONE_DRAWS = (None, None, "Sigmoid", "Tanh", "HardSigmoid")  # half the quantized layers have none
 ACC_BITS = 16  # drawn networks keep accumulators this narrow: qonnx's float32 MatMul stays exact
 
 
@@ -68,9 +69,10 @@ def quant_specs(draw, max_bits: int = 16, weight: bool = False, float_scales: bo
 
 @st.composite
 def mlps(draw, max_units: int = 64, float_scales: bool = False) -> MlpDraw:
-    """1-4 layers, widths 1-64, bit-widths 1-16 with accumulators kept within ACC_BITS, BatchNorm
-    or not, the last layer quantized or not; with ``float_scales`` about half the quantizers get a
-    non power-of-two scale."""
+    """1-4 layers, widths 1-64, bit-widths 1-16 with accumulators kept within ACC_BITS, a float bias
+    (Brevitas' default) or not, BatchNorm or not, a monotone activation before the quantizer or not,
+    the last layer quantized or not; with ``float_scales`` about half the quantizers get a non
+    power-of-two scale."""
     n_in = draw(st.integers(1, 16))
     inp = draw(quant_specs(max_bits=8, float_scales=float_scales))
     n_layers = draw(st.integers(1, 4))
@@ -88,7 +90,9 @@ def mlps(draw, max_units: int = 64, float_scales: bool = False) -> MlpDraw:
         head = i == n_layers - 1 and not quantized_output
         act = None if head else draw(quant_specs(max_bits=8, float_scales=float_scales))
         relu, batchnorm = (False, False) if head else (draw(st.booleans()), draw(st.booleans()))
-        layers.append(LayerDraw(units, w, per_channel, bias, relu, act, batchnorm))
+        float_bias = draw(st.booleans())
+        monotone = None if head else draw(st.sampled_from(MONOTONE_DRAWS))
+        layers.append(LayerDraw(units, w, per_channel, bias, relu, act, batchnorm, float_bias, monotone))
         fan_in, act_bits = units, act.bits if act else 0
     return MlpDraw(n_in, inp, tuple(layers), draw(st.integers(0, 2**16)))
 

@@ -43,6 +43,8 @@ class LayerDraw:
     relu: bool
     act: QuantSpec | None  # None: an unquantized last layer
     batchnorm: bool = False
+    float_bias: bool = False  # an unquantized bias (Brevitas' default), added after the quantized one
+    monotone: str | None = None  # Sigmoid, Tanh or HardSigmoid before the activation quantizer
 
 
 @dataclass(frozen=True)
@@ -113,12 +115,20 @@ def build_mlp(draw: MlpDraw) -> onnx.ModelProto:
             nodes.append(quant_node(f"qb{i}", f"b{i}", layer.bias, np.reshape(b_scale, -1), inits))
             nodes.append(helper.make_node("Add", [live, f"qb{i}_out"], [f"add{i}"], name=f"Add_{i}"))
             live = f"add{i}"
+        if layer.float_bias:
+            fb = rng.normal(scale=2.0 ** (layer.weight.bits - layer.weight.frac), size=layer.units)
+            inits.append(numpy_helper.from_array(fb.astype(np.float32), f"fb{i}"))
+            nodes.append(helper.make_node("Add", [live, f"fb{i}"], [f"fadd{i}"], name=f"FloatBias_{i}"))
+            live = f"fadd{i}"
         if layer.batchnorm:
             nodes.append(_batchnorm(f"bn{i}", live, layer.units, rng, inits))
             live = f"bn{i}_out"
         if layer.relu:
             nodes.append(helper.make_node("Relu", [live], [f"relu{i}"], name=f"Relu_{i}"))
             live = f"relu{i}"
+        if layer.monotone:
+            nodes.append(helper.make_node(layer.monotone, [live], [f"mono{i}"], name=f"{layer.monotone}_{i}"))
+            live = f"mono{i}"
         if layer.act is not None:
             nodes.append(quant_node(f"qa{i}", live, layer.act, layer.act.scale, inits))
             live, in_scale = f"qa{i}_out", layer.act.scale

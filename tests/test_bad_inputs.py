@@ -51,7 +51,7 @@ def _per_channel_activation_scale(model):
 
 
 EDITS = {
-    "unsupported op": (lambda m: setattr(_node(m, "Relu"), "op_type", "Tanh"), "op Tanh is not supported"),
+    "unsupported op": (lambda m: setattr(_node(m, "Relu"), "op_type", "Elu"), "op Elu is not supported"),
     "bit width 0": (lambda m: _set_init(m, "Quant_6_param3", 0.0), "bit width 0 is outside 1..32"),
     "bit width 33": (lambda m: _set_init(m, "Quant_6_param3", 33.0), "bit width 33 is outside 1..32"),
     "fractional bit width": (lambda m: _set_init(m, "Quant_6_param3", 2.5), "must be one integer"),

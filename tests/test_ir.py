@@ -86,7 +86,7 @@ def _set_op(model, old, new):
         (lambda m: _set_init(m, "Quant_6_param3", 33.0), "bit width 33 is outside"),
         (lambda m: _set_init(m, "Quant_6_param2", 1.0), "non-zero zero point"),
         (lambda m: _set_init(m, "Quant_6_param0", np.full((16, 64), np.nan)), "NaN"),
-        (lambda m: _set_op(m, "Relu", "Tanh"), "op Tanh is not supported"),
+        (lambda m: _set_op(m, "Relu", "Elu"), "op Elu is not supported"),
     ],
 )
 def test_bad_graphs_name_the_node(zoo, tmp_path, edit, message):
