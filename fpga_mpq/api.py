@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -226,6 +226,7 @@ def estimate(
         est = estimate_rtl(net, cfg)
     else:
         est = estimate_hls(net, cfg)
+    est = replace(est, modules=net.modules)
     if target is None:
         try:
             json_path, png_path = write_report(est, report_dir)

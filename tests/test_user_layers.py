@@ -91,3 +91,31 @@ def test_a_concat_of_two_dense_branches_is_one_exact_layer(tmp_path):
     assert concat.shape == (10,)
     x = random_inputs(net, 1000, seed=1)
     assert np.array_equal(head_integers(net, execute_qonnx(path, x)), run(net, x).result)
+
+
+class Named(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = qnn.QuantIdentity(return_quant_tensor=True)
+        self.layers = nn.Sequential(qnn.QuantLinear(16, 8), nn.BatchNorm1d(8), qnn.QuantReLU(return_quant_tensor=True))
+        self.head = qnn.QuantLinear(8, 4)
+
+    def forward(self, x):
+        return self.head(self.layers(self.inp(x)))
+
+
+def test_the_estimate_table_names_each_layer_after_the_users_module(tmp_path):
+    from brevitas.export import export_qonnx
+
+    from fpga_mpq import api
+    from fpga_mpq.estimate.report import table
+
+    model = Named().train()
+    with torch.no_grad():
+        for _ in range(20):
+            model(torch.randn(4, 16))
+    export_qonnx(model.eval(), input_t=torch.zeros(1, 16), export_path=str(tmp_path / "m.onnx"))  # Brevitas as is
+    assert set(dict(network_from_qonnx(tmp_path / "m.onnx").modules).values()) >= {"layers.0", "head"}
+    data = api.estimate(tmp_path / "m.onnx", out=tmp_path / "est")
+    assert [la.get("module") for la in data["layers"]] == ["layers.0", "layers.1", "head"]
+    assert "layers.0 (" in table(data) and "head (" in table(data)

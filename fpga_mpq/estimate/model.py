@@ -63,6 +63,7 @@ class Estimate:
     layers: tuple[LayerEstimate, ...]
     latency: int | None = None  # the whole design's, when it is not the sum of its layers' (RTL pipelines)
     extra: dict = field(default_factory=dict)
+    modules: tuple[tuple[str, str], ...] = ()  # (layer name, PyTorch module), from ``Network.modules``
 
     @property
     def total(self) -> Cost:
@@ -106,6 +107,7 @@ class Estimate:
             "layers": [
                 {
                     "name": la.name,
+                    **({"module": dict(self.modules)[la.name]} if la.name in dict(self.modules) else {}),
                     "kind": la.kind,
                     **cost_json(la.cost),
                     "latency_cycles": la.latency_cycles,

@@ -14,7 +14,7 @@ _COLUMNS = ("lut", "ff", "dsp", "bram18", "latency_cycles", "ii")
 def table(data: dict) -> str:
     """Per-layer rows, the total, and the share of the part it takes (from ``Estimate.to_json``)."""
     rows = [("layer", "kind", *_COLUMNS)]
-    rows += [(la["name"], la["kind"], *(str(la[c]) for c in _COLUMNS)) for la in data["layers"]]
+    rows += [(_label(la), la["kind"], *(str(la[c]) for c in _COLUMNS)) for la in data["layers"]]
     rows.append(("total", "", *(str(data["total"][c]) for c in _COLUMNS)))
     util = data["utilization_percent"]
     rows.append((f"% of {data['part']}", "", *(f"{util[c]:.2f}" if c in util else "" for c in _COLUMNS)))
@@ -28,6 +28,11 @@ def table(data: dict) -> str:
             "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
         )
     return "\n".join(lines)
+
+
+def _label(layer: dict) -> str:
+    """The layer as the user's PyTorch module names it, beside the graph's node name."""
+    return f"{layer['module']} ({layer['name']})" if layer.get("module") else layer["name"]
 
 
 def write_report(est: Estimate, folder: Path, name: str = "estimate") -> tuple[Path, Path]:

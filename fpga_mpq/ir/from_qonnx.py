@@ -21,6 +21,7 @@ Anything else is rejected with the node's name.
 
 from __future__ import annotations
 
+import ast
 import math
 import re
 from dataclasses import dataclass, replace
@@ -70,6 +71,9 @@ SPATIAL_OPS = ("Conv", *POOL_OPS)
 SHAPE_OPS = ("Flatten", "Reshape", "Identity")
 CHANNELS_LAST = "qonnx.custom_op.channels_last"
 USER_NAME = "fpga_mpq.user_name"  # a node's name in the user's file (qonnx's cleanup renames them all)
+USER_MODULE = "fpga_mpq.user_module"  # the PyTorch module a node came from, where the export recorded it
+TORCH_SCOPES, TORCH_CLASSES = "pkg.torch.onnx.name_scopes", "pkg.torch.onnx.class_hierarchy"
+LAYER_CLASSES = ("brevitas.nn.", "torch.nn.modules.")  # a user's layer; containers and quantizers are not
 QONNX_NAME = re.compile(r"\bnode ([A-Za-z]+_\d+)\b")  # the names qonnx's GiveUniqueNodeNames gives
 
 
@@ -113,8 +117,11 @@ def load_qonnx(path: Path):
     except Exception as e:  # qonnx asserts on what it cannot read
         raise BadInput(f"model file {path}: qonnx cannot read the graph: {_first_line(e)}") from None
     _check_before_cleanup(raw)
-    for node in raw.graph.node:  # qonnx renames every node: the user's name travels with it
+    for node in raw.graph.node:  # qonnx renames every node: the user's name (and module) travels with it
         node.metadata_props.add(key=USER_NAME, value=node.name)
+        module = torch_module(node)
+        if module:
+            node.metadata_props.add(key=USER_MODULE, value=module)
     try:
         model = cleanup_model(raw)
         model = cleanup_model(run_passes(model, (Conv1dAs2d(),)))
@@ -160,6 +167,22 @@ def check_external_data(proto: onnx.ModelProto, path: Path) -> None:
                 raise BadInput(f"{where}: {step.relative_to(folder)} is a symbolic link; copy the data in place")
         if not (folder / rel).is_file():
             raise BadInput(f"{where}, which is not a file beside the model")
+
+
+def torch_module(node: onnx.NodeProto) -> str | None:
+    """The deepest PyTorch layer (``layers.1.conv``) torch.onnx recorded for ``node``, or None: the
+    name users know their network by."""
+    props = {p.key: p.value for p in node.metadata_props}
+    try:
+        scopes = ast.literal_eval(props.get(TORCH_SCOPES, "[]"))
+        classes = ast.literal_eval(props.get(TORCH_CLASSES, "[]"))
+    except (ValueError, SyntaxError):
+        return None
+    layers = [
+        s for s, c in zip(scopes, classes, strict=False)
+        if s and isinstance(c, str) and c.startswith(LAYER_CLASSES) and ".container." not in c
+    ]  # fmt: skip
+    return layers[-1] if layers else None
 
 
 def _check_ops(graph: onnx.GraphProto, path: Path) -> None:
@@ -757,7 +780,9 @@ class _Builder:
                 postprocess += (FloatOp("Add", np.array(head_bias, dtype=np.float32), False),)
         if postprocess and isinstance(self.layers[-1], Softmax):
             raise BadInput("float ops after a Softmax are not supported")
-        return Network(self.input, tuple(self.layers), self.preprocess, postprocess, head_scale, head_bias)
+        modules = {n.name: p.value for n in self.model.graph.node for p in n.metadata_props if p.key == USER_MODULE}
+        named = tuple((la.name, modules[la.name]) for la in self.layers if la.name in modules)
+        return Network(self.input, tuple(self.layers), self.preprocess, postprocess, head_scale, head_bias, named)
 
     def integer_head(self, v: Value) -> tuple[tuple[Fraction, ...], tuple[float, ...] | None]:
         """An unquantized final layer (the usual Brevitas classifier head): the hardware outputs the

@@ -274,6 +274,8 @@ class Network:
     # A bias off that accumulator's grid (a float bias, Brevitas' default): the host adds it in float32
     # after the scale. Comparison with qonnx: round((qonnx_output - head_bias) / head_scale) == integer.
     head_bias: tuple[float, ...] | None = None
+    # (layer name, the PyTorch module it came from), where the export recorded it: what tables show
+    modules: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         """The graph is well formed: reads follow writes, types and shapes agree, nothing is dead."""
