@@ -32,6 +32,7 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -222,6 +223,7 @@ def main() -> None:
         pts = sorted((lut, acc) for m, lut, acc in plotted if m == method)
         ax.plot([q[0] for q in pts], [100 * q[1] for q in pts], "o-", label=method)
     ax.set(xscale="log", xlabel="da4ml LUT (constant-weight products)", ylabel="test accuracy (%)")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # log minor labels overlap
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
