@@ -202,6 +202,27 @@ FIXED_WIDTH_WEIGHTS = ("SignedTernaryWeightPerTensorConst",)  # no bit-width ove
 N_IN, N_HID, N_OUT = 16, 24, 10
 
 
+def _calibrated(model, shape: tuple[int, ...], seed: int, batch: int = 8, spread: float = 1.0):
+    """Random BatchNorm statistics (some gains negative: falling thresholds), then 310 steps of
+    Brevitas' statistics collection on normal inputs of ``shape``: scales become parameters, as
+    after training."""
+    import torch
+    from torch import nn
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
+                m.running_mean.normal_(0, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.normal_(1.0, 0.5)
+                m.bias.normal_(0, 0.3)
+    model.train()
+    with torch.no_grad():
+        for _ in range(310):
+            model(torch.randn(batch, *shape) * spread)
+    return model.eval()
+
+
 def brevitas_mlp(case: BrevitasCase, seed: int = 0):
     """Build the case with random BatchNorm statistics and run it past Brevitas' statistics
     collection, so every scale is a learned parameter as after training."""
@@ -231,19 +252,7 @@ def brevitas_mlp(case: BrevitasCase, seed: int = 0):
     ]
     if case.out:
         layers.append(qnn.QuantIdentity(act_quant=getattr(bq, case.out)))
-    model = nn.Sequential(*layers)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm1d):
-                m.running_mean.normal_(0, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.normal_(1.0, 0.5)  # some negative gains: falling thresholds
-                m.bias.normal_(0, 0.3)
-    model.train()
-    with torch.no_grad():
-        for _ in range(310):
-            model(torch.randn(16, N_IN) * 1.5)
-    return model.eval()
+    return _calibrated(nn.Sequential(*layers), (N_IN,), seed, batch=16, spread=1.5)
 
 
 def pairwise(factors: dict[str, tuple]) -> list[dict]:
@@ -329,25 +338,6 @@ REFUSED_PRESETS = {
 # -- Brevitas CNNs ------------------------------------------------------------------------------
 
 
-def _calibrated(model, shape: tuple[int, ...], seed: int):
-    """Random BatchNorm statistics, then Brevitas' statistics collection: scales become parameters."""
-    import torch
-    from torch import nn
-
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
-                m.running_mean.normal_(0, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.normal_(1.0, 0.5)
-                m.bias.normal_(0, 0.3)
-    model.train()
-    with torch.no_grad():
-        for _ in range(310):
-            model(torch.randn(8, *shape))
-    return model.eval()
-
-
 def brevitas_cnn(name: str, seed: int = 0):
     """One of ``CNN_ZOO``'s networks, built, calibrated and in eval mode; returns (model, input shape)."""
     import torch
@@ -410,6 +400,37 @@ def _depthwise_separable():
     )
 
 
+def _residual_block(c_in: int, c_out: int, stride: int, conv: dict, act, shared, shortcut_bn: bool = False):
+    """``relu(shared(bn2(conv2(relu(bn1(conv1(x)))))) + shared(shortcut(x)))``: two padded 3x3 convs
+    (``conv``: their Brevitas arguments), a strided 1x1 shortcut [with BatchNorm] when the shape
+    changes, one ``shared`` quantizer on both inputs of the Add, as Brevitas requires."""
+    import torch
+    from brevitas import nn as qnn
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = qnn.QuantConv2d(c_in, c_out, 3, stride=stride, padding=1, **conv)
+            self.bn1 = nn.BatchNorm2d(c_out)
+            self.relu1 = qnn.QuantReLU(act_quant=act, return_quant_tensor=True)
+            self.conv2 = qnn.QuantConv2d(c_out, c_out, 3, padding=1, **conv)
+            self.bn2 = nn.BatchNorm2d(c_out)
+            self.shortcut = None
+            if stride != 1 or c_in != c_out:
+                short = qnn.QuantConv2d(c_in, c_out, 1, stride=stride, **conv)
+                self.shortcut = nn.Sequential(short, nn.BatchNorm2d(c_out)) if shortcut_bn else short
+            self.shared = qnn.QuantIdentity(act_quant=shared, return_quant_tensor=True)
+            self.relu2 = qnn.QuantReLU(act_quant=act, return_quant_tensor=True)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+            skip = x if self.shortcut is None else self.shortcut(x)
+            return self.relu2(self.shared(y) + self.shared(skip))
+
+    return Block()
+
+
 class _Residual:
     """Two residual blocks, the second with a strided 1x1 shortcut; each block's Add reads two
     tensors quantized by one shared quantizer, as Brevitas requires."""
@@ -417,41 +438,19 @@ class _Residual:
     @staticmethod
     def build():
         import brevitas.quant as bq
-        import torch
         from brevitas import nn as qnn
         from torch import nn
 
         w, a, shared = bq.Int8WeightPerTensorFixedPoint, bq.Uint8ActPerTensorFixedPoint, bq.Int8ActPerTensorFixedPoint
-
-        class Block(nn.Module):
-            def __init__(self, c_in: int, c_out: int, stride: int) -> None:
-                super().__init__()
-                self.conv1 = qnn.QuantConv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False, weight_quant=w)
-                self.bn1 = nn.BatchNorm2d(c_out)
-                self.relu1 = qnn.QuantReLU(act_quant=a, return_quant_tensor=True)
-                self.conv2 = qnn.QuantConv2d(c_out, c_out, 3, padding=1, bias=False, weight_quant=w)
-                self.bn2 = nn.BatchNorm2d(c_out)
-                self.shortcut = None
-                if stride != 1 or c_in != c_out:
-                    self.shortcut = nn.Sequential(
-                        qnn.QuantConv2d(c_in, c_out, 1, stride=stride, bias=False, weight_quant=w),
-                        nn.BatchNorm2d(c_out),
-                    )
-                self.shared = qnn.QuantIdentity(act_quant=shared, return_quant_tensor=True)
-                self.relu2 = qnn.QuantReLU(act_quant=a, return_quant_tensor=True)
-
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                y = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
-                skip = x if self.shortcut is None else self.shortcut(x)
-                return self.relu2(self.shared(y) + self.shared(skip))
+        conv = {"bias": False, "weight_quant": w}
 
         return nn.Sequential(
             qnn.QuantIdentity(act_quant=shared, return_quant_tensor=True),
             qnn.QuantConv2d(1, 8, 3, padding=1, bias=False, weight_quant=w),
             nn.BatchNorm2d(8),
             qnn.QuantReLU(act_quant=a, return_quant_tensor=True),
-            Block(8, 8, 1),
-            Block(8, 16, 2),
+            _residual_block(8, 8, 1, conv, a, shared, shortcut_bn=True),
+            _residual_block(8, 16, 2, conv, a, shared, shortcut_bn=True),
             nn.AdaptiveAvgPool2d(1),
             qnn.QuantIdentity(act_quant=a, return_quant_tensor=True),
             nn.Flatten(),
@@ -602,37 +601,19 @@ class _ResNet8:
     @staticmethod
     def build():
         import brevitas.quant as bq
-        import torch
         from brevitas import nn as qnn
         from torch import nn
 
         act = bq.Uint8ActPerTensorFloat
-
-        class Stack(nn.Module):
-            def __init__(self, c_in: int, c_out: int, stride: int) -> None:
-                super().__init__()
-                self.conv1 = qnn.QuantConv2d(c_in, c_out, 3, stride=stride, padding=1)
-                self.bn1 = nn.BatchNorm2d(c_out)
-                self.relu1 = qnn.QuantReLU(act_quant=act, return_quant_tensor=True)
-                self.conv2 = qnn.QuantConv2d(c_out, c_out, 3, padding=1)
-                self.bn2 = nn.BatchNorm2d(c_out)
-                self.shortcut = None if stride == 1 else qnn.QuantConv2d(c_in, c_out, 1, stride=stride)
-                self.shared = qnn.QuantIdentity(act_quant=bq.Int8ActPerTensorFloat, return_quant_tensor=True)
-                self.relu2 = qnn.QuantReLU(act_quant=act, return_quant_tensor=True)
-
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                y = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
-                skip = x if self.shortcut is None else self.shortcut(x)
-                return self.relu2(self.shared(y) + self.shared(skip))
 
         return nn.Sequential(
             qnn.QuantIdentity(act_quant=bq.Int8ActPerTensorFloat, return_quant_tensor=True),
             qnn.QuantConv2d(3, 16, 3, padding=1),
             nn.BatchNorm2d(16),
             qnn.QuantReLU(act_quant=act, return_quant_tensor=True),
-            Stack(16, 16, 1),
-            Stack(16, 32, 2),
-            Stack(32, 64, 2),
+            _residual_block(16, 16, 1, {}, act, bq.Int8ActPerTensorFloat),
+            _residual_block(16, 32, 2, {}, act, bq.Int8ActPerTensorFloat),
+            _residual_block(32, 64, 2, {}, act, bq.Int8ActPerTensorFloat),
             nn.AvgPool2d(8),
             qnn.QuantIdentity(act_quant=act, return_quant_tensor=True),
             nn.Flatten(),
@@ -719,23 +700,4 @@ def mlperf_tiny(name: str, seed: int = 0):
     model = build()
     if len(shape) == 3:
         return _calibrated(model, shape, seed), shape
-    return _calibrated_mlp(model, shape[0]), shape
-
-
-def _calibrated_mlp(model, n_in: int):
-    """Random BatchNorm1d statistics, then Brevitas' statistics collection."""
-    import torch
-    from torch import nn
-
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm1d):
-                m.running_mean.normal_(0, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.normal_(1.0, 0.5)
-                m.bias.normal_(0, 0.3)
-    model.train()
-    with torch.no_grad():
-        for _ in range(310):
-            model(torch.randn(16, n_in) * 1.5)
-    return model.eval()
+    return _calibrated(model, shape, seed, batch=16, spread=1.5), shape

@@ -56,7 +56,7 @@ from fpga_mpq.ir.network import (
     window_shape,
 )
 from fpga_mpq.ir.passes import LOWERING, run_passes
-from fpga_mpq.ir.passes.conv1d import Conv1dAs2d
+from fpga_mpq.ir.passes.conv1d import Conv1dAs2d, has_1d_windows
 from fpga_mpq.ir.quant_nodes import QUANT_OPS, FoldedConst, attr, fold_constant, quant_params
 from fpga_mpq.ir.real_ops import channel_op
 from fpga_mpq.ir.tabulate import can_tabulate, exact_thresholds, tabulate
@@ -124,7 +124,8 @@ def load_qonnx(path: Path):
             node.metadata_props.add(key=USER_MODULE, value=module)
     try:
         model = cleanup_model(raw)
-        model = cleanup_model(run_passes(model, (Conv1dAs2d(),)))
+        if has_1d_windows(model):
+            model = cleanup_model(run_passes(model, (Conv1dAs2d(),)))
     except BadInput:
         raise
     except Exception as e:
@@ -709,13 +710,10 @@ class _Builder:
         acts = self.activation_inputs(node)
         if len(acts) != 2 or len(node.input) != 2:
             raise BadInput(f"node {node.name}: Concat of {len(node.input)} inputs; two activations are supported")
-        t_shape = self.model.get_tensor_shape(node.output[0])
+        rank = len(self.model.get_tensor_shape(node.output[0]) or [0, 0])
         axis = int(attr(node, "axis", 1))
-        channels = len(t_shape) - 1 if t_shape else 1
-        if node.domain != CHANNELS_LAST and axis % max(len(t_shape or [0, 0]), 1) != 1:
+        if axis % rank != (rank - 1 if node.domain == CHANNELS_LAST else 1):  # the passes made images channels last
             raise BadInput(f"node {node.name}: Concat along axis {axis}; only the channels (axis 1) are supported")
-        if node.domain == CHANNELS_LAST and axis % len(t_shape) != channels:
-            raise BadInput(f"node {node.name}: Concat along axis {axis}; only the channels are supported")
         a, b = (self.fixed(node, x) for x in acts)
         ta, tb = self.tensor(a.tensor), self.tensor(b.tensor)
         if ta.shape[:-1] != tb.shape[:-1]:
@@ -804,9 +802,7 @@ class _Builder:
             ratio = [b / u for b, u in zip(v.real_bias, units, strict=True)]
             rounded = np.array([round(r) for r in ratio], dtype=np.int64)
             tolerance = [BIAS_GRID_TOLERANCE * max(1, abs(int(b))) for b in rounded]
-            off = [abs(r - int(b)) > t for r, b, t in zip(ratio, rounded, tolerance, strict=True)]
-            on_grid = not any(off)
-            if on_grid:
+            if all(abs(r - int(b)) <= t for r, b, t in zip(ratio, rounded, tolerance, strict=True)):
                 bias = rounded
             else:
                 head_bias = tuple(float(np.float32(float(b))) for b in v.real_bias)

@@ -138,8 +138,8 @@ class Threshold(_Unary):
 
 
 @dataclass(frozen=True)
-class Add(_Sized):
-    """The exact sum of two tensors of one shape (a residual connection): ``out`` holds every sum."""
+class _Merge(_Sized):
+    """A layer reading two tensors, ``inputs``, of types ``in_types``."""
 
     name: str
     inputs: tuple[str, str]
@@ -150,16 +150,14 @@ class Add(_Sized):
 
 
 @dataclass(frozen=True)
-class Concat(_Sized):
+class Add(_Merge):
+    """The exact sum of two tensors of one shape (a residual connection): ``out`` holds every sum."""
+
+
+@dataclass(frozen=True)
+class Concat(_Merge):
     """Two tensors side by side along the channels (an inception block, a U-Net skip): each input's
     values exactly, on ``out``'s grid, which holds both types."""
-
-    name: str
-    inputs: tuple[str, str]
-    output: str
-    shape: tuple[int, ...]
-    in_types: tuple[FixedType, FixedType]
-    out: FixedType
 
 
 @dataclass(frozen=True)
@@ -257,7 +255,7 @@ class FloatOp:
 
 def input_types(layer: Layer) -> tuple[FixedType, ...]:
     """The types a layer reads, one per name in ``layer.inputs``."""
-    return layer.in_types if isinstance(layer, Add | Concat) else (layer.in_type,)
+    return layer.in_types if isinstance(layer, _Merge) else (layer.in_type,)
 
 
 @dataclass(frozen=True)

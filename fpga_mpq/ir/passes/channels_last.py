@@ -18,16 +18,24 @@ ELEMENTWISE = (*QUANT_OPS, "Relu", "Trunc")  # per-tensor: indifferent to the la
 POOLS = ("AveragePool", "MaxPool", "GlobalAveragePool", "GlobalMaxPool")
 
 
+def _is_transpose(node, perm: list[int]) -> bool:
+    return node is not None and node.op_type == "Transpose" and list(attr(node, "perm", [])) == perm
+
+
+def _nhwc(nchw: list[int]) -> list[int]:
+    return [nchw[0], nchw[2], nchw[3], nchw[1]]
+
+
 def _wrapped(model, node):
     """(first, last) Transposes around ``node`` when it reads an NCHW view and is read back, else None."""
     first = model.find_producer(node.input[0])
     readers = consumers(model, node.output[0])
-    if first is None or first.op_type != "Transpose" or list(attr(first, "perm", [])) != TO_NCHW:
+    if not _is_transpose(first, TO_NCHW):
         return None
     if len(consumers(model, first.output[0])) != 1 or len(readers) != 1:
         return None
     last = readers[0]
-    if last.op_type != "Transpose" or list(attr(last, "perm", [])) != TO_NHWC:
+    if not _is_transpose(last, TO_NHWC):
         return None
     return first, last
 
@@ -70,7 +78,7 @@ class PoolToOnePixel:
                 continue
             first = model.find_producer(node.input[0])
             shape = model.get_tensor_shape(node.output[0])
-            if first is None or first.op_type != "Transpose" or list(attr(first, "perm", [])) != TO_NCHW:
+            if not _is_transpose(first, TO_NCHW):
                 continue
             if len(consumers(model, first.output[0])) != 1 or shape is None or len(shape) != 4 or shape[2:] != [1, 1]:
                 continue
@@ -95,7 +103,7 @@ class DropOnePixelTranspose:
     def apply(self, model):
         changed = False
         for node in list(model.graph.node):
-            if node.op_type != "Transpose" or list(attr(node, "perm", [])) != TO_NCHW:
+            if not _is_transpose(node, TO_NCHW):
                 continue
             shape = model.get_tensor_shape(node.input[0])
             if shape is None or len(shape) != 4 or shape[1:3] != [1, 1] or node.output[0] in _graph_outputs(model):
@@ -124,11 +132,7 @@ class ConcatChannelsLast:
             if node.op_type != "Concat" or node.domain == CHANNELS_LAST or attr(node, "axis", 1) != 1:
                 continue
             firsts = [model.find_producer(x) for x in node.input]
-            if not firsts or any(
-                f is None or f.op_type != "Transpose" or list(attr(f, "perm", [])) != TO_NCHW
-                or len(consumers(model, f.output[0])) != 1
-                for f in firsts
-            ):  # fmt: skip
+            if not all(_is_transpose(f, TO_NCHW) and len(consumers(model, f.output[0])) == 1 for f in firsts):
                 continue
             nchw = model.get_tensor_shape(node.output[0])
             for i, f in enumerate(firsts):
@@ -140,7 +144,7 @@ class ConcatChannelsLast:
             for a in [a for a in node.attribute if a.name == "axis"]:
                 node.attribute.remove(a)
             node.attribute.append(helper.make_attribute("axis", 3))
-            model.set_tensor_shape(node.output[0], [nchw[0], nchw[2], nchw[3], nchw[1]])
+            model.set_tensor_shape(node.output[0], _nhwc(nchw))
             index = list(model.graph.node).index(node) + 1
             back = helper.make_node("Transpose", [node.output[0]], [out], perm=TO_NCHW, name=f"{node.name}_nchw")
             model.graph.node.insert(index, back)
@@ -161,17 +165,15 @@ class TransposeBeforeInputQuant:
             if node.op_type not in QUANT_OPS or node.input[0] not in inputs or _per_channel(model, node):
                 continue
             readers = consumers(model, node.output[0])
-            if len(readers) < 2 or any(
-                r.op_type != "Transpose" or list(attr(r, "perm", [])) != TO_NHWC for r in readers
-            ):
+            if len(readers) < 2 or not all(_is_transpose(r, TO_NHWC) for r in readers):
                 continue
             shape = model.get_tensor_shape(node.input[0])
             moved = helper.make_node("Transpose", [node.input[0]], [f"{node.input[0]}_nhwc"], perm=TO_NHWC)
             moved.name = f"{readers[0].name}_input"
             model.graph.node.insert(list(model.graph.node).index(node), moved)
-            model.set_tensor_shape(moved.output[0], [shape[0], shape[2], shape[3], shape[1]])
+            model.set_tensor_shape(moved.output[0], _nhwc(shape))
             node.input[0] = moved.output[0]
-            model.set_tensor_shape(node.output[0], [shape[0], shape[2], shape[3], shape[1]])
+            model.set_tensor_shape(node.output[0], _nhwc(shape))
             for r in readers:
                 model.graph.node.remove(r)
                 rewire(model, r.output[0], node.output[0])
@@ -186,10 +188,10 @@ class CancelTransposePair:
 
     def apply(self, model):
         for node in list(model.graph.node):
-            if node.op_type != "Transpose" or list(attr(node, "perm", [])) != TO_NCHW:
+            if not _is_transpose(node, TO_NCHW):
                 continue
             readers = consumers(model, node.output[0])
-            if len(readers) != 1 or readers[0].op_type != "Transpose" or list(attr(readers[0], "perm", [])) != TO_NHWC:
+            if len(readers) != 1 or not _is_transpose(readers[0], TO_NHWC):
                 continue
             if node.output[0] in _graph_outputs(model):
                 continue
@@ -240,9 +242,9 @@ class ReduceMeanToGlobalPool:
                 const = model.get_initializer(node.input[1])
                 axes = None if const is None else const.tolist()
             first = model.find_producer(node.input[0])
-            if sorted(a % 4 for a in (axes or [])) != [2, 3] or first is None or first.op_type != "Transpose":
+            if sorted(a % 4 for a in (axes or [])) != [2, 3] or not _is_transpose(first, TO_NCHW):
                 continue
-            if list(attr(first, "perm", [])) != TO_NCHW or len(consumers(model, first.output[0])) != 1:
+            if len(consumers(model, first.output[0])) != 1:
                 continue
             nodes = model.graph.node
             index = list(nodes).index(first)  # in its place: the graph stays in topological order
@@ -266,7 +268,7 @@ class AbsorbTransposeIntoFlatten:
     def apply(self, model):
         changed = False
         for node in list(model.graph.node):
-            if node.op_type != "Transpose" or list(attr(node, "perm", [])) != TO_NCHW:
+            if not _is_transpose(node, TO_NCHW):
                 continue
             readers = consumers(model, node.output[0])
             nhwc = model.get_tensor_shape(node.input[0])

@@ -16,6 +16,11 @@ def _is_1d(node) -> bool:
     return node.op_type in WINDOW_OPS and len(attr(node, "kernel_shape", [0, 0])) == 1
 
 
+def has_1d_windows(model) -> bool:
+    """Whether the graph holds a 1-D convolution or pool (only then does :class:`Conv1dAs2d` run)."""
+    return any(_is_1d(n) for n in model.graph.node)
+
+
 def _as_row(shape: list[int]) -> list[int]:
     """A shape broadcast against (N, C, L), for (N, C, 1, L)."""
     full = [1] * (3 - len(shape)) + list(shape)
@@ -29,7 +34,7 @@ class Conv1dAs2d:
     lowers = ()
 
     def apply(self, model):
-        if not any(_is_1d(n) for n in model.graph.node):
+        if not has_1d_windows(model):
             return model, False
         inits = {i.name for i in model.graph.initializer}
         for inp in model.graph.input:
